@@ -1,0 +1,121 @@
+//! Billing events: what billing systems consume. They are effects of the fold, never stored
+//! as facts of their own, so they can always be re-derived from the log; their ids are
+//! deterministic (a UUID v5 of the causing event and the kind) so a consumer can dedupe every
+//! redelivery and every replay.
+
+use crate::catalog::{BillingCycle, Term};
+use crate::event::{SourceKind, SubscriptionId};
+use crate::subscription::Subscription;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Namespace for billing event ids (UUID v5). Never change it: consumers dedupe on these ids.
+const BILLING_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_3c2e_8d4a_4f6b_9e21_5a7c_0d3e_8f41);
+
+/// What changed for billing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum BillingEventKind {
+    /// Charges start for `quantity` licenses.
+    #[serde(rename = "billing.started", rename_all = "camelCase")]
+    Started {
+        /// Licenses billed from now on.
+        quantity: u32,
+    },
+    /// The billed license count changed.
+    #[serde(rename = "billing.quantity_changed", rename_all = "camelCase")]
+    QuantityChanged {
+        /// Count billed before.
+        previous_quantity: u32,
+        /// Count billed from now on.
+        quantity: u32,
+    },
+    /// The billed plan changed (a publisher plan change that succeeded).
+    #[serde(rename = "billing.plan_changed", rename_all = "camelCase")]
+    PlanChanged {
+        /// Plan billed before.
+        previous_plan_id: String,
+        /// Plan billed from now on.
+        plan_id: String,
+    },
+    /// Charges stop; the subscription was cancelled.
+    #[serde(rename = "billing.stopped", rename_all = "camelCase")]
+    Stopped {
+        /// Whether charges so far are refunded (cancelled inside the window).
+        refundable: bool,
+        /// Who cancelled.
+        cancelled_by: SourceKind,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl BillingEventKind {
+    /// The stable wire name (`billing.started`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            BillingEventKind::Started { .. } => "billing.started",
+            BillingEventKind::QuantityChanged { .. } => "billing.quantity_changed",
+            BillingEventKind::PlanChanged { .. } => "billing.plan_changed",
+            BillingEventKind::Stopped { .. } => "billing.stopped",
+        }
+    }
+}
+
+/// One billing event with everything a billing system needs to charge without reading our
+/// tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingEvent {
+    /// Deterministic id: the same causing event always yields the same billing event id.
+    pub id: Uuid,
+    /// What happened, with its data.
+    #[serde(flatten)]
+    pub kind: BillingEventKind,
+    /// Subscription billed.
+    pub subscription_id: SubscriptionId,
+    /// Customer billed.
+    pub customer_id: String,
+    /// CSP partner that bought it.
+    pub partner_id: String,
+    /// Indirect reseller of record, if any.
+    pub indirect_reseller_mpn_id: Option<String>,
+    /// Publisher paid.
+    pub publisher_id: String,
+    /// Offer.
+    pub offer_id: String,
+    /// Plan.
+    pub plan_id: String,
+    /// Term.
+    pub term: Term,
+    /// Billing cycle.
+    pub billing_cycle: BillingCycle,
+    /// When the change takes effect (the causing fact's time).
+    pub effective_at: DateTime<Utc>,
+    /// The log event that caused this billing event.
+    pub caused_by_event_id: Uuid,
+}
+
+impl BillingEvent {
+    /// Builds the billing event for `kind`, caused by `event_id`, about `subscription` as it is
+    /// after that event.
+    pub fn new(kind: BillingEventKind, subscription: &Subscription, event_id: Uuid, at: DateTime<Utc>) -> Self {
+        let id = Uuid::new_v5(&BILLING_ID_NAMESPACE, format!("{event_id}/{}", kind.type_name()).as_bytes());
+        BillingEvent {
+            id,
+            kind,
+            subscription_id: subscription.id,
+            customer_id: subscription.customer_id.clone(),
+            partner_id: subscription.partner_id.clone(),
+            indirect_reseller_mpn_id: subscription.indirect_reseller_mpn_id.clone(),
+            publisher_id: subscription.publisher_id.clone(),
+            offer_id: subscription.offer_id.clone(),
+            plan_id: subscription.plan_id.clone(),
+            term: subscription.term,
+            billing_cycle: subscription.billing_cycle,
+            effective_at: at,
+            caused_by_event_id: event_id,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The parts of an ISV's catalog that rules depend on: plans with their quantity bounds and
+//! allowed terms. Loading the catalog (TOML) is an adapter's job; here it is plain data.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A plan of an offer. Quantity bounds are per plan in the marketplace (`minQuantity` /
+/// `maxQuantity` in the SaaS API), so every quantity a partner or publisher sets is checked
+/// against the plan, not against a global constant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Plan id, unique within its offer.
+    pub id: String,
+    /// Smallest license count a subscription of this plan may have.
+    pub min_quantity: u32,
+    /// Largest license count a subscription of this plan may have.
+    pub max_quantity: u32,
+    /// Term durations a partner may buy this plan for.
+    pub terms: Vec<Term>,
+}
+
+impl Plan {
+    /// Whether `quantity` lies within this plan's bounds; callers turn `false` into a
+    /// field-level rejection naming the bounds.
+    pub fn allows_quantity(&self, quantity: u32) -> bool {
+        (self.min_quantity..=self.max_quantity).contains(&quantity)
+    }
+}
+
+/// Commitment term as an ISO-8601 duration, the way both Partner Center (`termDuration`) and the
+/// SaaS API (`termUnit`) spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Term {
+    /// One month.
+    P1M,
+    /// One year.
+    P1Y,
+    /// Two years.
+    P2Y,
+    /// Three years.
+    P3Y,
+    /// Four years.
+    P4Y,
+    /// Five years.
+    P5Y,
+}
+
+impl Term {
+    /// Every term the marketplace knows, for error messages that list the choices.
+    pub const ALL: [Term; 6] = [Term::P1M, Term::P1Y, Term::P2Y, Term::P3Y, Term::P4Y, Term::P5Y];
+
+    /// The ISO-8601 spelling used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Term::P1M => "P1M",
+            Term::P1Y => "P1Y",
+            Term::P2Y => "P2Y",
+            Term::P3Y => "P3Y",
+            Term::P4Y => "P4Y",
+            Term::P5Y => "P5Y",
+        }
+    }
+
+    /// Length of the term in months, so billing cycles can be checked against it.
+    pub fn months(self) -> u32 {
+        match self {
+            Term::P1M => 1,
+            Term::P1Y => 12,
+            Term::P2Y => 24,
+            Term::P3Y => 36,
+            Term::P4Y => 48,
+            Term::P5Y => 60,
+        }
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Term {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Term::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown term {s:?}; expected one of P1M, P1Y, P2Y, P3Y, P4Y, P5Y"))
+    }
+}
+
+/// How often the customer is charged within a term (Partner Center `billingCycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BillingCycle {
+    /// Charged every month.
+    Monthly,
+    /// Charged once a year.
+    Annual,
+    /// Charged once for the whole term.
+    OneTime,
+}
+
+impl BillingCycle {
+    /// The camelCase spelling used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingCycle::Monthly => "monthly",
+            BillingCycle::Annual => "annual",
+            BillingCycle::OneTime => "oneTime",
+        }
+    }
+
+    /// A cycle longer than the term makes no sense (an annual charge on a monthly term), so the
+    /// purchase rule asks this before accepting a combination.
+    pub fn fits(self, term: Term) -> bool {
+        match self {
+            BillingCycle::Monthly | BillingCycle::OneTime => true,
+            BillingCycle::Annual => term.months() >= 12,
+        }
+    }
+}
+
+impl fmt::Display for BillingCycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BillingCycle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "monthly" => Ok(BillingCycle::Monthly),
+            "annual" => Ok(BillingCycle::Annual),
+            "oneTime" => Ok(BillingCycle::OneTime),
+            other => Err(format!("unknown billing cycle {other:?}; expected one of monthly, annual, oneTime")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan { id: "standard".into(), min_quantity: 1, max_quantity: 500, terms: vec![Term::P1M] }
+    }
+
+    #[test]
+    fn quantity_bounds_are_inclusive() {
+        let p = plan();
+        assert!(!p.allows_quantity(0));
+        assert!(p.allows_quantity(1));
+        assert!(p.allows_quantity(500));
+        assert!(!p.allows_quantity(501));
+    }
+
+    #[test]
+    fn terms_round_trip_through_their_wire_spelling() {
+        for t in Term::ALL {
+            assert_eq!(t.as_str().parse::<Term>().unwrap(), t);
+        }
+        assert!("P6M".parse::<Term>().is_err());
+    }
+
+    #[test]
+    fn annual_billing_needs_a_term_of_at_least_a_year() {
+        assert!(!BillingCycle::Annual.fits(Term::P1M));
+        assert!(BillingCycle::Annual.fits(Term::P1Y));
+        assert!(BillingCycle::Monthly.fits(Term::P3Y));
+        assert_eq!("oneTime".parse::<BillingCycle>().unwrap(), BillingCycle::OneTime);
+        assert!("weekly".parse::<BillingCycle>().is_err());
+    }
+}
