@@ -1,0 +1,591 @@
+//! Read models in SQLite for the embedded mode (`<data-dir>/read_model.sqlite`).
+
+use crate::{BillingFeedEntry, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
+use async_trait::async_trait;
+use fulfillment_core::{apply, Effect, Subscription, SubscriptionId};
+use fulfillment_log::StoredEvent;
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use tracing::warn;
+use uuid::Uuid;
+
+/// Name of the projector row in `projector_positions`.
+const PROJECTOR: &str = "subscriptions";
+
+/// SQLite-backed [`ReadModels`].
+#[derive(Clone)]
+pub struct SqliteReadModel {
+    pool: SqlitePool,
+}
+
+impl SqliteReadModel {
+    /// Opens (creating and migrating when needed) the read-model database at `path`.
+    pub async fn open(path: &Path) -> Result<Self, ProjectorError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("../../migrations/sqlite/read_model")
+            .run(&pool)
+            .await
+            .map_err(|e| ProjectorError::Store(e.into()))?;
+        Ok(SqliteReadModel { pool })
+    }
+
+    /// Opens a new, empty read-model database at `path` (a replay target); refuses a path that
+    /// already exists, so a rebuild can never mix with an older model.
+    pub async fn create_new(path: &Path) -> Result<Self, ProjectorError> {
+        if path.exists() {
+            return Err(ProjectorError::Corrupt(format!("{} already exists; choose a new target", path.display())));
+        }
+        Self::open(path).await
+    }
+
+    /// Writes the WAL back into the main file and closes, so the file alone is the whole model
+    /// (before it is renamed into place).
+    pub async fn checkpoint_and_close(&self) -> Result<(), ProjectorError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        self.pool.close().await;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for in-flight queries.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_state(json: &str) -> Result<Subscription, ProjectorError> {
+    serde_json::from_str(json).map_err(|e| ProjectorError::Corrupt(e.to_string()))
+}
+
+/// Rows per multi-row statement: well under SQLite's limit of 32,766 bound parameters, and big
+/// enough that a batch costs a handful of statements rather than several per event (each
+/// statement is a round trip to sqlx's SQLite worker thread).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Loads the current state of every subscription in `ids`.
+async fn load_states(
+    tx: &mut Transaction<'_, Sqlite>,
+    ids: &[SubscriptionId],
+) -> Result<HashMap<SubscriptionId, Option<Subscription>>, ProjectorError> {
+    let mut states: HashMap<SubscriptionId, Option<Subscription>> = ids.iter().map(|id| (*id, None)).collect();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT state FROM subscriptions WHERE subscription_id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        let rows: Vec<String> = query.build_query_scalar().fetch_all(&mut **tx).await?;
+        for row in rows {
+            let state = parse_state(&row)?;
+            states.insert(state.id, Some(state));
+        }
+    }
+    Ok(states)
+}
+
+/// Upserts `subscriptions` (the rows and the folded state).
+async fn save_states(tx: &mut Transaction<'_, Sqlite>, subscriptions: &[&Subscription]) -> Result<(), ProjectorError> {
+    for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
+        let encoded = chunk
+            .iter()
+            .map(|s| serde_json::to_string(s).map_err(|e| ProjectorError::Corrupt(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO subscriptions (subscription_id, partner_id, customer_id, publisher_id, offer_id, order_id,
+                                        status, version, purchased_at, updated_at, state, authorization_code) ",
+        );
+        query.push_values(chunk.iter().zip(encoded), |mut row, (s, state)| {
+            row.push_bind(s.id.to_string())
+                .push_bind(s.partner_id.clone())
+                .push_bind(s.customer_id.clone())
+                .push_bind(s.publisher_id.clone())
+                .push_bind(s.offer_id.clone())
+                .push_bind(s.order_id.to_string())
+                .push_bind(s.status.partner_center_name())
+                .push_bind(s.version as i64)
+                .push_bind(s.purchased_at.to_rfc3339())
+                .push_bind(s.updated_at.to_rfc3339())
+                .push_bind(state)
+                .push_bind(s.authorization_code.clone());
+        });
+        query.push(
+            " ON CONFLICT (subscription_id) DO UPDATE SET
+                 status = excluded.status, version = excluded.version,
+                 updated_at = excluded.updated_at, state = excluded.state",
+        );
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A billing outbox row waiting to be written.
+struct OutboxRow {
+    billing_event_id: String,
+    subscription_id: String,
+    event_type: &'static str,
+    log_position: i64,
+    payload: String,
+}
+
+/// Appends outbox rows in fold order, so their feed sequence is the same at every replay.
+async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, rows: Vec<OutboxRow>) -> Result<(), ProjectorError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO billing_outbox (billing_event_id, subscription_id, event_type, log_position, payload) ",
+        );
+        query.push_values(chunk, |mut row, r| {
+            row.push_bind(r.billing_event_id.clone())
+                .push_bind(r.subscription_id.clone())
+                .push_bind(r.event_type)
+                .push_bind(r.log_position)
+                .push_bind(r.payload.clone());
+        });
+        query.push(" ON CONFLICT (billing_event_id) DO NOTHING");
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Records events the fold rejected.
+async fn insert_rejected(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: Vec<(i64, String, String, String, String)>,
+) -> Result<(), ProjectorError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO rejected_events (position, event_id, subscription_id, code, reason) ",
+        );
+        query.push_values(chunk, |mut row, (position, event_id, subscription_id, code, reason)| {
+            row.push_bind(*position)
+                .push_bind(event_id.clone())
+                .push_bind(subscription_id.clone())
+                .push_bind(code.clone())
+                .push_bind(reason.clone());
+        });
+        query.push(" ON CONFLICT (position) DO NOTHING");
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ReadModels for SqliteReadModel {
+    async fn position(&self) -> Result<u64, ProjectorError> {
+        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = ?")
+            .bind(PROJECTOR)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.unwrap_or(0) as u64)
+    }
+
+    async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
+        let mut tx = self.pool.begin().await?;
+        let stored: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = ?")
+            .bind(PROJECTOR)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let start = stored.unwrap_or(0) as u64;
+        let Some(last) = events.last() else {
+            return Ok(start);
+        };
+        if let Some(first) = events.first() {
+            if first.position <= start {
+                return Err(ProjectorError::Gap { position: start, first: first.position });
+            }
+        }
+        let mut ids: Vec<SubscriptionId> = events.iter().map(|e| e.envelope.subscription_id).collect();
+        ids.sort();
+        ids.dedup();
+        let mut states = load_states(&mut tx, &ids).await?;
+        let mut outbox = Vec::new();
+        let mut rejected = Vec::new();
+        for stored_event in events {
+            let envelope = &stored_event.envelope;
+            let id = envelope.subscription_id;
+            let state = states.remove(&id).flatten();
+            let (state, effects) = apply(state, envelope);
+            for effect in effects {
+                match effect {
+                    Effect::Billing(billing) => outbox.push(OutboxRow {
+                        billing_event_id: billing.id.to_string(),
+                        subscription_id: id.to_string(),
+                        event_type: billing.kind.type_name(),
+                        log_position: stored_event.position as i64,
+                        payload: serde_json::to_string(&billing).map_err(|e| ProjectorError::Corrupt(e.to_string()))?,
+                    }),
+                    Effect::Rejected { event_id, reason, code } => {
+                        warn!(subscription_id = %id, event_id = %event_id, position = stored_event.position, %code, %reason, "event rejected by the fold");
+                        rejected.push((
+                            stored_event.position as i64,
+                            event_id.to_string(),
+                            id.to_string(),
+                            code,
+                            reason,
+                        ));
+                    }
+                    Effect::Duplicate { .. } => {}
+                }
+            }
+            states.insert(id, state);
+        }
+        let changed: Vec<&Subscription> = states.values().flatten().collect();
+        save_states(&mut tx, &changed).await?;
+        insert_outbox(&mut tx, outbox).await?;
+        insert_rejected(&mut tx, rejected).await?;
+        let moved = sqlx::query(
+            "INSERT INTO projector_positions (projector, position) VALUES (?, ?)
+             ON CONFLICT (projector) DO UPDATE SET position = excluded.position WHERE projector_positions.position = ?",
+        )
+        .bind(PROJECTOR)
+        .bind(last.position as i64)
+        .bind(start as i64)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            let found = sqlx::query_scalar::<_, i64>("SELECT position FROM projector_positions WHERE projector = ?")
+                .bind(PROJECTOR)
+                .fetch_one(&mut *tx)
+                .await?;
+            return Err(ProjectorError::PositionMoved { expected: start, found: found as u64 });
+        }
+        tx.commit().await?;
+        Ok(last.position)
+    }
+
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ProjectorError> {
+        let row: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_deref().map(parse_state).transpose()
+    }
+
+    async fn customer_subscriptions(
+        &self,
+        partner_id: &str,
+        customer_id: &str,
+    ) -> Result<Vec<Subscription>, ProjectorError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT state FROM subscriptions WHERE partner_id = ? AND customer_id = ? ORDER BY purchased_at, subscription_id",
+        )
+        .bind(partner_id)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| parse_state(r)).collect()
+    }
+
+    async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ProjectorError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM subscriptions WHERE partner_id = ? AND order_id = ?")
+                .bind(partner_id)
+                .bind(order_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        let mut subscriptions = rows.iter().map(|r| parse_state(r)).collect::<Result<Vec<_>, _>>()?;
+        subscriptions.sort_by_key(|s| s.line_item_number);
+        Ok(subscriptions)
+    }
+
+    async fn subscription_by_authorization_code(&self, code: &str) -> Result<Option<Subscription>, ProjectorError> {
+        // The code is a random bearer secret minted per purchase, so a second match means the log
+        // holds a copied code; answering with either subscription would hand one customer's
+        // landing page to another, so an ambiguous code resolves to nothing.
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM subscriptions WHERE authorization_code = ? LIMIT 2")
+                .bind(code)
+                .fetch_all(&self.pool)
+                .await?;
+        match rows.as_slice() {
+            [only] => parse_state(only).map(Some),
+            [] => Ok(None),
+            _ => {
+                warn!("an authorization code is shared by several subscriptions; refusing to resolve it");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn publisher_subscriptions(
+        &self,
+        publisher_id: &str,
+        after: Option<SubscriptionId>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, ProjectorError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT state FROM subscriptions WHERE publisher_id = ? AND subscription_id > ?
+             ORDER BY subscription_id LIMIT ?",
+        )
+        .bind(publisher_id)
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| parse_state(r)).collect()
+    }
+
+    async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ProjectorError> {
+        let rows =
+            sqlx::query("SELECT sequence, payload FROM billing_outbox WHERE sequence > ? ORDER BY sequence LIMIT ?")
+                .bind(after as i64)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let sequence: i64 = row.try_get("sequence")?;
+                let payload: String = row.try_get("payload")?;
+                let event = serde_json::from_str(&payload).map_err(|e| ProjectorError::Corrupt(e.to_string()))?;
+                Ok(BillingFeedEntry { sequence: sequence as u64, event })
+            })
+            .collect()
+    }
+
+    async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {
+        let mut fingerprint = Fingerprint { position: self.position().await?, ..Fingerprint::default() };
+        let mut per_subscription: std::collections::BTreeMap<String, Sha256> = Default::default();
+        // (table, query whose first column is the subscription id, in a deterministic order)
+        let tables = [
+            ("subscriptions", "SELECT subscription_id, state FROM subscriptions ORDER BY subscription_id"),
+            (
+                "billing_outbox",
+                "SELECT subscription_id, sequence || ' ' || billing_event_id || ' ' || event_type || ' ' || log_position
+                        || ' ' || payload FROM billing_outbox ORDER BY sequence",
+            ),
+            (
+                "rejected_events",
+                "SELECT subscription_id, position || ' ' || event_id || ' ' || code || ' ' || reason
+                 FROM rejected_events ORDER BY position",
+            ),
+        ];
+        for (table, query) in tables {
+            let mut table_hash = Sha256::new();
+            let mut rows = sqlx::query_as::<_, (String, String)>(query).fetch(&self.pool);
+            while let Some((subscription, row)) = rows.try_next().await? {
+                table_hash.update(subscription.as_bytes());
+                table_hash.update(b"\t");
+                table_hash.update(row.as_bytes());
+                table_hash.update(b"\n");
+                let h = per_subscription.entry(subscription).or_default();
+                h.update(table.as_bytes());
+                h.update(b"\t");
+                h.update(row.as_bytes());
+                h.update(b"\n");
+            }
+            fingerprint.tables.insert(table.to_owned(), format!("{:x}", table_hash.finalize()));
+        }
+        fingerprint.subscriptions =
+            per_subscription.into_iter().map(|(k, h)| (k, format!("{:x}", h.finalize()))).collect();
+        Ok(fingerprint)
+    }
+
+    async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ProjectorError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let billing: Vec<String> =
+            sqlx::query_scalar("SELECT payload FROM billing_outbox WHERE subscription_id = ? ORDER BY sequence")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let rejected: Vec<(i64, String)> =
+            sqlx::query_as("SELECT position, code FROM rejected_events WHERE subscription_id = ? ORDER BY position")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let parse = |text: &str| {
+            serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::String(text.into()))
+        };
+        Ok(serde_json::json!({
+            "state": state.as_deref().map(parse),
+            "billingEvents": billing.iter().map(|b| parse(b)).collect::<Vec<_>>(),
+            "rejectedEvents": rejected.iter().map(|(p, c)| serde_json::json!({"position": p, "code": c})).collect::<Vec<_>>(),
+        }))
+    }
+
+    async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ProjectorError> {
+        let rows = sqlx::query(
+            "SELECT position, event_id, code, reason FROM rejected_events WHERE subscription_id = ? ORDER BY position",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let position: i64 = row.try_get("position")?;
+                let event_id: String = row.try_get("event_id")?;
+                Ok(RejectedEvent {
+                    position: position as u64,
+                    event_id: event_id.parse().map_err(|e: uuid::Error| ProjectorError::Corrupt(e.to_string()))?,
+                    code: row.try_get("code")?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use fulfillment_core::{
+        BillingCycle, Event, EventEnvelope, Purchase, Source, SourceKind, Term, EVENT_SCHEMA_VERSION,
+    };
+    use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
+
+    fn envelope(id: SubscriptionId, event: Event) -> EventEnvelope {
+        EventEnvelope {
+            event_id: Uuid::now_v7(),
+            subscription_id: id,
+            schema_version: EVENT_SCHEMA_VERSION,
+            source: Source { kind: SourceKind::Publisher, actor_id: "contoso".into() },
+            occurred_at: Utc::now(),
+            recorded_at: Utc::now(),
+            event,
+        }
+    }
+
+    fn purchase(authorization_code: &str) -> Event {
+        Event::SubscriptionPurchased(Purchase {
+            order_id: Uuid::new_v4(),
+            line_item_number: 0,
+            customer_id: "c".into(),
+            partner_id: "p".into(),
+            publisher_id: "contoso".into(),
+            offer_id: "o".into(),
+            plan_id: "standard".into(),
+            quantity: 3,
+            term: Term::P1M,
+            billing_cycle: BillingCycle::Monthly,
+            auto_renew: true,
+            friendly_name: "n".into(),
+            indirect_reseller_mpn_id: None,
+            authorization_code: authorization_code.into(),
+            cancellation_allowed_until: Utc::now(),
+        })
+    }
+
+    /// A log with `n` subscriptions that each reach billing, plus one event that breaks a rule.
+    async fn populated_log(dir: &tempfile::TempDir, n: usize) -> SqliteEventLog {
+        let log = SqliteEventLog::open(&dir.path().join("events.sqlite"), SqliteLogOptions::default()).await.unwrap();
+        for i in 0..n {
+            let id = SubscriptionId(Uuid::new_v4());
+            let mut events = vec![
+                envelope(id, purchase(&format!("code-{i}"))),
+                envelope(id, Event::LicensesAssigned { assigned_count: 3 }),
+                envelope(id, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 3 }),
+            ];
+            if i == 0 {
+                events.push(envelope(id, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 3 }));
+            }
+            log.append(AppendBatch {
+                streams: vec![StreamAppend { subscription_id: id, expected_version: 0, events }],
+                idempotency: None,
+            })
+            .await
+            .unwrap();
+        }
+        log
+    }
+
+    async fn project_all(log: &SqliteEventLog, store: &SqliteReadModel, batch: usize) {
+        loop {
+            let events = log.read_after(store.position().await.unwrap(), batch).await.unwrap();
+            if events.is_empty() {
+                return;
+            }
+            store.project_batch(&events).await.unwrap();
+        }
+    }
+
+    async fn snapshot(store: &SqliteReadModel) -> (Vec<String>, Vec<String>) {
+        let states = sqlx::query_scalar("SELECT state FROM subscriptions ORDER BY subscription_id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        let billing =
+            sqlx::query_scalar("SELECT billing_event_id || ' ' || payload FROM billing_outbox ORDER BY sequence")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        (states, billing)
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_never_applied_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = populated_log(&dir, 3).await;
+        let store = SqliteReadModel::open(&dir.path().join("rm.sqlite")).await.unwrap();
+        let events = log.read_after(0, 100).await.unwrap();
+        assert_eq!(store.project_batch(&events).await.unwrap(), events.last().unwrap().position);
+        let before = snapshot(&store).await;
+        let err = store.project_batch(&events).await.unwrap_err();
+        assert!(matches!(err, ProjectorError::Gap { .. }), "{err}");
+        assert_eq!(snapshot(&store).await, before);
+        assert_eq!(store.billing_events(0, 100).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn rebuilding_from_the_log_equals_the_live_model_whatever_the_batch_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = populated_log(&dir, 20).await;
+        let live = SqliteReadModel::open(&dir.path().join("live.sqlite")).await.unwrap();
+        project_all(&log, &live, 7).await;
+        let rebuilt = SqliteReadModel::open(&dir.path().join("rebuilt.sqlite")).await.unwrap();
+        project_all(&log, &rebuilt, 1000).await;
+        assert_eq!(snapshot(&live).await, snapshot(&rebuilt).await);
+        assert_eq!(live.position().await.unwrap(), rebuilt.position().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn rule_breaking_events_are_recorded_as_rejected_without_stalling() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = populated_log(&dir, 2).await;
+        let store = SqliteReadModel::open(&dir.path().join("rm.sqlite")).await.unwrap();
+        project_all(&log, &store, 2).await;
+        let first = log.read_after(0, 1).await.unwrap()[0].envelope.subscription_id;
+        let rejected = store.rejected_events(first).await.unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].code, "setup-already-confirmed");
+        assert_eq!(store.position().await.unwrap(), 7, "the events after the rejected one were projected");
+    }
+
+    #[tokio::test]
+    async fn an_authorization_code_resolves_only_when_it_names_exactly_one_subscription() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = populated_log(&dir, 2).await;
+        for _ in 0..2 {
+            let id = SubscriptionId(Uuid::new_v4());
+            log.append(AppendBatch {
+                streams: vec![StreamAppend {
+                    subscription_id: id,
+                    expected_version: 0,
+                    events: vec![envelope(id, purchase("copied"))],
+                }],
+                idempotency: None,
+            })
+            .await
+            .unwrap();
+        }
+        let store = SqliteReadModel::open(&dir.path().join("rm.sqlite")).await.unwrap();
+        project_all(&log, &store, 100).await;
+        let first = log.read_after(0, 1).await.unwrap()[0].envelope.subscription_id;
+        let found = store.subscription_by_authorization_code("code-0").await.unwrap().expect("unique code resolves");
+        assert_eq!(found.id, first);
+        assert!(store.subscription_by_authorization_code("copied").await.unwrap().is_none());
+        assert!(store.subscription_by_authorization_code("unknown").await.unwrap().is_none());
+    }
+}
