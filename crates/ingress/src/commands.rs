@@ -1,0 +1,63 @@
+//! Running a domain command against one subscription: read its stream from the log, fold it,
+//! let the caller check ownership and decide, wrap the decided events in envelopes, and
+//! prepare the append against the stream version that was read (optimistic concurrency).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use fulfillment_core::{fold, Event, EventEnvelope, Source, Subscription, SubscriptionId, EVENT_SCHEMA_VERSION};
+use fulfillment_log::StreamAppend;
+use uuid::Uuid;
+
+/// A subscription as read from the log, with the stream length to append after.
+pub struct Loaded {
+    /// Folded state (`None`: no such subscription).
+    pub state: Option<Subscription>,
+    /// Stream length read.
+    pub stream_version: u64,
+}
+
+/// Reads and folds one subscription's stream from the log (strongly consistent).
+pub async fn load(state: &AppState, id: SubscriptionId) -> Result<Loaded, ApiError> {
+    let stored = state.log.read_stream(id).await?;
+    let stream_version = stored.last().map(|e| e.stream_version).unwrap_or(0);
+    let envelopes: Vec<EventEnvelope> = stored.into_iter().map(|e| e.envelope).collect();
+    Ok(Loaded { state: fold(None, &envelopes).state, stream_version })
+}
+
+/// Wraps decided events in envelopes: fresh v7 ids, the caller as source.
+pub fn envelopes(
+    id: SubscriptionId,
+    source: &Source,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    events: Vec<Event>,
+) -> Vec<EventEnvelope> {
+    events
+        .into_iter()
+        .map(|event| EventEnvelope {
+            event_id: Uuid::now_v7(),
+            subscription_id: id,
+            schema_version: EVENT_SCHEMA_VERSION,
+            source: source.clone(),
+            occurred_at,
+            recorded_at,
+            event,
+        })
+        .collect()
+}
+
+/// The state after appending `envelopes` to `loaded`, and the append itself.
+pub fn prepare(
+    id: SubscriptionId,
+    loaded: &Loaded,
+    envelopes: Vec<EventEnvelope>,
+) -> (Option<Subscription>, StreamAppend) {
+    let after = fold(loaded.state.clone(), &envelopes).state;
+    (after, StreamAppend { subscription_id: id, expected_version: loaded.stream_version, events: envelopes })
+}
+
+/// Parses a subscription id from a path; anything that is not a UUID is simply not found.
+pub fn parse_subscription_id(raw: &str) -> Result<SubscriptionId, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound("subscription not found".into()))
+}

@@ -1,0 +1,119 @@
+//! The HTTP ingress of `fulfillment` (axum).
+//!
+//! In: signed ISV webhooks (`/webhooks/publishers/{id}`), the SaaS Fulfillment API v2 for
+//! publishers (`/api/saas/...`), the partner API (`/v1/customers/...`), the billing feed
+//! (`/v1/billing/events`), health checks. Out: facts appended to the event
+//! log, and reads from the read models.
+//!
+//! Invariants kept here: a 2xx on a write is sent only after the log committed the events
+//! (invariant 1); repeated webhooks and repeated partner requests with the same key produce one
+//! event and the first answer (invariant 2, [`idempotency`]); every caller is authenticated and
+//! sees only its own subscriptions, others are 404 (invariant 7); every bad input is a 4xx
+//! problem+json ([`error`]), never a panic or a 5xx (invariant 6).
+
+mod auth;
+mod billing_feed;
+pub mod body;
+pub mod clock;
+mod commands;
+pub mod directory;
+pub mod error;
+mod health;
+pub mod idempotency;
+mod partner_orders;
+mod partner_subscriptions;
+mod saas;
+pub mod signature;
+mod state;
+mod views;
+mod webhooks;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use directory::{Directory, DirectoryError};
+pub use state::AppState;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+async fn not_found(uri: Uri) -> Response {
+    error::problem(StatusCode::NOT_FOUND, "not-found", &format!("no resource at {}", uri.path()), json!({}))
+}
+
+async fn method_not_allowed() -> Response {
+    error::problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this resource does not support that method",
+        json!({}),
+    )
+}
+
+/// Any error response that is not already problem+json (a rejection produced inside axum
+/// itself, such as an undecodable path segment) is rewritten as one, so clients see a single
+/// error format everywhere.
+async fn ensure_problem_json(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text);
+    let mut rewritten = error::problem(status, "bad-request", detail.trim(), json!({}));
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    error::problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal-error",
+        "an internal error occurred; it has been logged",
+        json!({}),
+    )
+}
+
+/// Builds the whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/v1/customers/{customer_id}/orders", post(partner_orders::create_order))
+        .route("/v1/customers/{customer_id}/orders/{order_id}", get(partner_orders::get_order))
+        .route(
+            "/v1/customers/{customer_id}/orders/{order_id}/lineitems/{line_item}/activationlinks",
+            get(partner_orders::line_item_activation_links),
+        )
+        .route("/v1/customers/{customer_id}/subscriptions", get(partner_subscriptions::list))
+        .route(
+            "/v1/customers/{customer_id}/subscriptions/{id}",
+            get(partner_subscriptions::get).patch(partner_subscriptions::patch),
+        )
+        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", get(partner_subscriptions::events))
+        .route("/v1/billing/events", get(billing_feed::list))
+        .route("/webhooks/publishers/{publisher_id}", post(webhooks::receive))
+        .nest("/api", saas::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Let bodies up to one byte over the limit through, so `RawBody` answers 413 itself.
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES + 1))
+        .layer(axum::middleware::map_response(ensure_problem_json))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

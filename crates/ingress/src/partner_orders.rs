@@ -1,0 +1,248 @@
+//! `POST /v1/customers/{customerId}/orders` (buy), `GET .../orders/{orderId}` and
+//! `GET .../orders/{orderId}/lineitems/{n}/activationlinks`: the purchase flow of the partner
+//! API. One order may hold several line items; each becomes a subscription, all appended in one
+//! atomic batch.
+
+use crate::auth::PartnerCaller;
+use crate::body::JsonBody;
+use crate::commands::envelopes;
+use crate::error::ApiError;
+use crate::idempotency::{self, IdempotencyKey, StoredResponse};
+use crate::state::AppState;
+use crate::views::activation_link;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use base64::Engine;
+use fulfillment_core::{
+    decide, BillingCycle, Command, PurchaseOrder, Source, SourceKind, Subscription, SubscriptionId, Term,
+};
+use fulfillment_log::{AppendBatch, StreamAppend};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::info;
+use uuid::Uuid;
+
+/// Most line items in one order.
+const MAX_LINE_ITEMS: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrderRequest {
+    line_items: Vec<LineItemRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LineItemRequest {
+    offer_id: String,
+    plan_id: String,
+    quantity: u32,
+    term_duration: String,
+    billing_cycle: String,
+    #[serde(default)]
+    friendly_name: Option<String>,
+    #[serde(default)]
+    partner_id_on_record: Option<String>,
+    #[serde(default)]
+    auto_renew_enabled: Option<bool>,
+}
+
+/// Checks a customer id from the path: the partner's own identifier for its customer.
+pub(crate) fn check_customer_id(raw: &str) -> Result<(), ApiError> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 128
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest {
+            field: "customerId".into(),
+            message: "must be 1 to 128 letters, digits, '-', '_' or '.'".into(),
+        })
+    }
+}
+
+/// A fresh authorization code: 32 random bytes, URL-safe base64. It identifies the purchase at
+/// the publisher's site, so it must be unguessable.
+fn authorization_code() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn order_view(
+    state: &AppState,
+    customer_id: &str,
+    order_id: Uuid,
+    created: &str,
+    subscriptions: &[Subscription],
+) -> Value {
+    let items: Vec<Value> = subscriptions
+        .iter()
+        .map(|s| {
+            json!({
+                "lineItemNumber": s.line_item_number,
+                "offerId": s.offer_id,
+                "planId": s.plan_id,
+                "subscriptionId": s.id,
+                "quantity": s.quantity,
+                "termDuration": s.term,
+                "billingCycle": s.billing_cycle,
+                "friendlyName": s.friendly_name,
+                "partnerIdOnRecord": s.indirect_reseller_mpn_id,
+                "activationLink": activation_link(&state.directory, s),
+                "authorizationCode": s.authorization_code,
+                "links": {
+                    "subscription": { "uri": format!("/v1/customers/{customer_id}/subscriptions/{}", s.id), "method": "GET", "headers": [] },
+                    "activationLinks": {
+                        "uri": format!("/v1/customers/{customer_id}/orders/{order_id}/lineitems/{}/activationlinks", s.line_item_number),
+                        "method": "GET",
+                        "headers": []
+                    },
+                },
+            })
+        })
+        .collect();
+    json!({
+        "id": order_id,
+        "referenceCustomerId": customer_id,
+        "status": "completed",
+        "creationDate": created,
+        "lineItems": items,
+        "links": { "self": { "uri": format!("/v1/customers/{customer_id}/orders/{order_id}"), "method": "GET", "headers": [] } },
+        "attributes": { "objectType": "Order" },
+    })
+}
+
+/// Buys one subscription per line item.
+pub(crate) async fn create_order(
+    State(state): State<AppState>,
+    partner: PartnerCaller,
+    Path(customer_id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<OrderRequest>,
+) -> Result<Response, ApiError> {
+    check_customer_id(&customer_id)?;
+    let path = format!("/v1/customers/{customer_id}/orders");
+    let key = IdempotencyKey::from_header(
+        &headers,
+        format!("partner:{}", partner.id),
+        &[Method::POST.as_str().as_bytes(), path.as_bytes(), &body.raw],
+    )?;
+    let request = &body.value;
+    if request.line_items.is_empty() || request.line_items.len() > MAX_LINE_ITEMS {
+        return Err(ApiError::invalid("lineItems", format!("must hold 1 to {MAX_LINE_ITEMS} line items")));
+    }
+    let (response, replayed) = idempotency::write(&state, key.as_ref(), || async {
+        let now = state.clock.now();
+        let order_id = Uuid::new_v4();
+        let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };
+        let mut batch = AppendBatch::default();
+        let mut subscriptions = Vec::new();
+        for (n, item) in request.line_items.iter().enumerate() {
+            let prefix = format!("lineItems[{n}].");
+            let offer = state.directory.offer(&item.offer_id).ok_or_else(|| {
+                ApiError::invalid(format!("{prefix}offerId"), format!("unknown offer {:?}", item.offer_id))
+            })?;
+            let plan = offer.plan(&item.plan_id).ok_or_else(|| {
+                let known: Vec<&str> = offer.plans.iter().map(|p| p.id.as_str()).collect();
+                ApiError::invalid(
+                    format!("{prefix}planId"),
+                    format!("offer {} has no plan {:?}; plans: {}", offer.id, item.plan_id, known.join(", ")),
+                )
+            })?;
+            let term: Term = item
+                .term_duration
+                .parse()
+                .map_err(|e: String| ApiError::invalid(format!("{prefix}termDuration"), e))?;
+            let billing_cycle: BillingCycle = item
+                .billing_cycle
+                .parse()
+                .map_err(|e: String| ApiError::invalid(format!("{prefix}billingCycle"), e))?;
+            let order = PurchaseOrder {
+                order_id,
+                line_item_number: n as u32,
+                customer_id: customer_id.clone(),
+                partner_id: partner.id.clone(),
+                publisher_id: offer.publisher.clone(),
+                offer_id: offer.id.clone(),
+                plan: plan.clone(),
+                quantity: item.quantity,
+                term,
+                billing_cycle,
+                auto_renew: item.auto_renew_enabled.unwrap_or(true),
+                friendly_name: item.friendly_name.clone().unwrap_or_else(|| format!("{} {}", offer.id, plan.id)),
+                indirect_reseller_mpn_id: item.partner_id_on_record.clone().filter(|m| !m.is_empty()),
+                authorization_code: authorization_code(),
+                policy: state.directory.policy,
+            };
+            let id = SubscriptionId(Uuid::new_v4());
+            let events = decide(None, &Command::Purchase(Box::new(order)), now)
+                .map_err(|r| ApiError::from_rejection(r, &prefix))?;
+            let envelopes = envelopes(id, &source, now, now, events);
+            subscriptions.extend(fulfillment_core::fold(None, &envelopes).state);
+            batch.streams.push(StreamAppend { subscription_id: id, expected_version: 0, events: envelopes });
+        }
+        let body = order_view(&state, &customer_id, order_id, &now.to_rfc3339(), &subscriptions);
+        let location = format!("/v1/customers/{customer_id}/orders/{order_id}");
+        Ok((batch, StoredResponse { status: 201, body, location: Some(location), etag: None }))
+    })
+    .await?;
+    if !replayed {
+        info!(partner_id = %partner.id, customer_id = %customer_id, order_id = %response.body["id"], line_items = request.line_items.len(), "order placed");
+    }
+    Ok(response.render(replayed))
+}
+
+async fn owned_order(
+    state: &AppState,
+    partner: &PartnerCaller,
+    customer_id: &str,
+    order_id: &str,
+) -> Result<(Uuid, Vec<Subscription>), ApiError> {
+    let not_found = || ApiError::NotFound("order not found".into());
+    let order_id: Uuid = order_id.parse().map_err(|_| not_found())?;
+    state.catch_up().await?;
+    let subscriptions = state.read_models.order_subscriptions(&partner.id, order_id).await?;
+    if subscriptions.is_empty() || subscriptions.iter().any(|s| s.customer_id != customer_id) {
+        return Err(not_found());
+    }
+    Ok((order_id, subscriptions))
+}
+
+/// One order with its line items.
+pub(crate) async fn get_order(
+    State(state): State<AppState>,
+    partner: PartnerCaller,
+    Path((customer_id, order_id)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (order_id, subscriptions) = owned_order(&state, &partner, &customer_id, &order_id).await?;
+    let created = subscriptions[0].purchased_at.to_rfc3339();
+    Ok(axum::Json(order_view(&state, &customer_id, order_id, &created, &subscriptions)))
+}
+
+/// The activation link of one line item, in the Partner Center collection shape.
+pub(crate) async fn line_item_activation_links(
+    State(state): State<AppState>,
+    partner: PartnerCaller,
+    Path((customer_id, order_id, line_item)): Path<(String, String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let (order_id, subscriptions) = owned_order(&state, &partner, &customer_id, &order_id).await?;
+    let n: u32 = line_item.parse().map_err(|_| ApiError::NotFound("line item not found".into()))?;
+    let s = subscriptions
+        .iter()
+        .find(|s| s.line_item_number == n)
+        .ok_or_else(|| ApiError::NotFound("line item not found".into()))?;
+    let items: Vec<Value> = activation_link(&state.directory, s)
+        .into_iter()
+        .map(|uri| json!({ "lineItemNumber": n, "link": { "uri": uri, "method": "GET", "headers": [] } }))
+        .collect();
+    Ok(axum::Json(json!({
+        "totalCount": items.len(),
+        "items": items,
+        "links": { "self": { "uri": format!("/customers/{customer_id}/orders/{order_id}/lineitems/{n}/activationlinks"), "method": "GET", "headers": [] } },
+        "attributes": { "objectType": "Collection" },
+    })))
+}

@@ -1,0 +1,133 @@
+//! `POST /webhooks/publishers/{publisherId}`: signed progress reports from ISV publishers.
+//!
+//! Order of checks: the publisher exists and the Standard Webhooks signature matches one of its
+//! secrets (else 401, without saying which), the body parses (400/422), the subscription exists
+//! and belongs to one of the publisher's offers (else 404), then the domain decides (409 on a
+//! rule). The `webhook-id` is the idempotency key: a redelivery gets the first answer.
+
+use crate::body::{parse_json, parse_value, RawBody};
+use crate::commands::{envelopes, load, prepare};
+use crate::error::ApiError;
+use crate::idempotency::{self, IdempotencyKey, StoredResponse};
+use crate::signature;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use fulfillment_core::{decide, Command, Source, SourceKind, SubscriptionId};
+use fulfillment_log::AppendBatch;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{info, warn, Instrument};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookBody {
+    #[serde(rename = "type")]
+    kind: String,
+    subscription_id: SubscriptionId,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LicensesAssignedData {
+    assigned_count: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetupConfirmedData {
+    plan_id: String,
+    quantity: u32,
+}
+
+/// The webhook types publishers send.
+const LICENSES_ASSIGNED: &str = "licenses.assigned";
+const SETUP_CONFIRMED: &str = "setup.confirmed";
+
+fn command(body: &WebhookBody) -> Result<Command, ApiError> {
+    match body.kind.as_str() {
+        LICENSES_ASSIGNED => {
+            let data: LicensesAssignedData = parse_value(body.data.clone(), "data")?;
+            Ok(Command::AssignLicenses { assigned_count: data.assigned_count })
+        }
+        SETUP_CONFIRMED => {
+            let data: SetupConfirmedData = parse_value(body.data.clone(), "data")?;
+            Ok(Command::ConfirmSetup { plan_id: data.plan_id, quantity: data.quantity })
+        }
+        other => Err(ApiError::invalid(
+            "type",
+            format!("unknown webhook type {other:?}; expected {LICENSES_ASSIGNED:?} or {SETUP_CONFIRMED:?}"),
+        )),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Receives one signed webhook.
+pub(crate) async fn receive(
+    State(state): State<AppState>,
+    Path(publisher_id): Path<String>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> Result<Response, ApiError> {
+    let refused = |reason: String| {
+        warn!(publisher_id = %publisher_id, %reason, "webhook refused");
+        ApiError::Unauthorized { message: reason, bearer: false }
+    };
+    let publisher = state
+        .directory
+        .publisher(&publisher_id)
+        .ok_or_else(|| refused("unknown publisher or invalid signature".into()))?;
+    let verified = signature::verify(
+        &publisher.webhook_secrets,
+        header(&headers, "webhook-id"),
+        header(&headers, "webhook-timestamp"),
+        header(&headers, "webhook-signature"),
+        &raw,
+        state.clock.now(),
+    )
+    .map_err(|e| refused(e.to_string()))?;
+    let body: WebhookBody = parse_json(&raw)?;
+    let command = command(&body)?;
+    let id = body.subscription_id;
+    let span =
+        tracing::info_span!("webhook", publisher_id = %publisher.id, webhook_id = %verified.id, subscription_id = %id);
+    let key = IdempotencyKey::new(format!("webhook:{}", publisher.id), verified.id.clone(), &[&raw]);
+    let (response, replayed) = idempotency::write(&state, Some(&key), || {
+        async {
+            let loaded = load(&state, id).await?;
+            let current = loaded
+                .state
+                .as_ref()
+                .filter(|s| s.publisher_id == publisher.id)
+                .ok_or_else(|| ApiError::NotFound("subscription not found".into()))?;
+            let now = state.clock.now();
+            let events = decide(Some(current), &command, now).map_err(|r| ApiError::from_rejection(r, "data."))?;
+            let source = Source { kind: SourceKind::Publisher, actor_id: publisher.id.clone() };
+            let envelopes = envelopes(id, &source, verified.timestamp, now, events);
+            let event_ids: Vec<_> = envelopes.iter().map(|e| e.event_id).collect();
+            let (after, stream) = prepare(id, &loaded, envelopes);
+            let after = after.ok_or_else(|| ApiError::Internal("subscription vanished while folding".into()))?;
+            let body = json!({
+                "subscriptionId": id,
+                "accepted": true,
+                "eventIds": event_ids,
+                "status": after.status.partner_center_name(),
+                "billingStarted": after.billing_started_at.is_some(),
+            });
+            Ok((
+                AppendBatch { streams: vec![stream], idempotency: None },
+                StoredResponse { status: 200, body, location: None, etag: None },
+            ))
+        }
+        .instrument(span.clone())
+    })
+    .await?;
+    span.in_scope(|| info!(kind = %body.kind, replayed, events = %response.body["eventIds"], status = %response.body["status"], "webhook accepted"));
+    Ok(response.render(replayed))
+}
