@@ -1,0 +1,139 @@
+//! One subscription's timeline: every event, who reported it, and what it did.
+
+use fulfillment_core::{apply, Effect, Event, OperationOutcome};
+use fulfillment_log::StoredEvent;
+use serde::Serialize;
+use std::fmt::Write;
+
+/// One row of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineRow {
+    /// Log position.
+    pub position: u64,
+    /// Place in the subscription's stream.
+    pub stream_version: u64,
+    /// When it happened (per its source).
+    pub occurred_at: String,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// Event type.
+    pub event_type: String,
+    /// Schema version it was written with.
+    pub version: u32,
+    /// `partner`, `publisher` or `system`.
+    pub source: String,
+    /// Partner or publisher id.
+    pub actor: String,
+    /// The event's key fields, in words.
+    pub details: String,
+    /// `applied`, `duplicate`, or `rejected: <reason>`.
+    pub outcome: String,
+    /// Status after the event (`pending`, `active`, `deleted`).
+    pub status_after: Option<String>,
+    /// Billing events it caused (`billing.started <id>`).
+    pub billing: Vec<String>,
+}
+
+fn details(event: &Event) -> String {
+    match event {
+        Event::SubscriptionPurchased(p) => format!(
+            "{}/{} x{} {} {}, customer {}, partner {}{}",
+            p.offer_id,
+            p.plan_id,
+            p.quantity,
+            p.term,
+            p.billing_cycle,
+            p.customer_id,
+            p.partner_id,
+            p.indirect_reseller_mpn_id.as_ref().map(|m| format!(", reseller {m}")).unwrap_or_default()
+        ),
+        Event::LicensesAssigned { assigned_count } => format!("{assigned_count} licenses assigned"),
+        Event::SetupConfirmed { plan_id, quantity } => format!("setup confirmed for {plan_id} x{quantity}"),
+        Event::QuantityChanged { previous_quantity, quantity } => format!("quantity {previous_quantity} -> {quantity}"),
+        Event::NicknameChanged { friendly_name } => format!("nickname {friendly_name:?}"),
+        Event::AutoRenewChanged { auto_renew } => format!("auto-renew {}", if *auto_renew { "on" } else { "off" }),
+        Event::IndirectResellerSet { mpn_id } => format!("indirect reseller {mpn_id}"),
+        Event::Cancelled(c) => {
+            format!(
+                "cancelled by {}, {}refundable: {}",
+                c.by.as_str(),
+                if c.refundable { "" } else { "not " },
+                c.reason
+            )
+        }
+        Event::OperationRequested { operation_id, action, plan_id, quantity } => {
+            format!("{action:?} requested to {plan_id} x{quantity} (operation {operation_id})")
+        }
+        Event::OperationCompleted { operation_id, outcome } => format!(
+            "operation {operation_id} {}",
+            if *outcome == OperationOutcome::Succeeded { "succeeded" } else { "failed" }
+        ),
+    }
+}
+
+/// Folds `events` (one subscription's stream) and describes each.
+pub fn timeline(events: &[StoredEvent]) -> Vec<TimelineRow> {
+    let mut state = None;
+    events
+        .iter()
+        .map(|e| {
+            let (next, effects) = apply(state.take(), &e.envelope);
+            state = next;
+            let mut outcome = "applied".to_owned();
+            let mut billing = Vec::new();
+            for effect in effects {
+                match effect {
+                    Effect::Billing(b) => billing.push(format!("{} {}", b.kind.type_name(), b.id)),
+                    Effect::Rejected { reason, .. } => outcome = format!("rejected: {reason}"),
+                    Effect::Duplicate { .. } => outcome = "duplicate".into(),
+                }
+            }
+            let env = &e.envelope;
+            TimelineRow {
+                position: e.position,
+                stream_version: e.stream_version,
+                occurred_at: env.occurred_at.to_rfc3339(),
+                recorded_at: env.recorded_at.to_rfc3339(),
+                event_type: env.event_type().to_owned(),
+                version: env.schema_version,
+                source: env.source.kind.as_str().to_owned(),
+                actor: env.source.actor_id.clone(),
+                details: details(&env.event),
+                outcome,
+                status_after: state.as_ref().map(|s| s.status.partner_center_name().to_owned()),
+                billing,
+            }
+        })
+        .collect()
+}
+
+/// The timeline as a text table.
+pub fn render_table(rows: &[TimelineRow]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>8} {:>3}  {:<25} {:<38} {:<22} {:<8} details",
+        "position", "v#", "recorded at", "event", "source", "status"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:>8} {:>3}  {:<25} {:<38} {:<22} {:<8} {}",
+            r.position,
+            r.stream_version,
+            r.recorded_at,
+            format!("{} v{}", r.event_type, r.version),
+            format!("{}:{}", r.source, r.actor),
+            r.status_after.as_deref().unwrap_or("-"),
+            r.details
+        );
+        if r.outcome != "applied" {
+            let _ = writeln!(out, "{:>14}-> {}", "", r.outcome);
+        }
+        for b in &r.billing {
+            let _ = writeln!(out, "{:>14}-> {b}", "");
+        }
+    }
+    out
+}

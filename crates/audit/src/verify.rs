@@ -1,0 +1,248 @@
+//! Proving the read models are exactly what the log says, and that the log was not edited.
+
+use crate::replay::{rebuild, Until};
+use crate::{AuditError, Progress};
+use fulfillment_core::SubscriptionId;
+use fulfillment_log::{event_hash, EventLog, GENESIS_HASH};
+use fulfillment_projector::{Fingerprint, ReadModels};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// Most differing subscriptions shown in detail.
+const MAX_DETAILED_DIFFS: usize = 20;
+/// Events read per page while checking chains.
+const CHAIN_PAGE: usize = 10_000;
+
+/// The first broken link of one subscription's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// Subscription.
+    pub subscription_id: SubscriptionId,
+    /// Log position of the first event that does not fit.
+    pub position: u64,
+    /// Its place in the subscription's stream.
+    pub stream_version: u64,
+    /// What does not fit.
+    pub reason: String,
+}
+
+/// Checks every subscription's hash chain; returns the first break of each broken chain.
+pub async fn check_chains(log: &dyn EventLog) -> Result<Vec<ChainBreak>, AuditError> {
+    // Per subscription: (last version, last hash), or None once broken.
+    let mut chains: HashMap<SubscriptionId, Option<(u64, String)>> = HashMap::new();
+    let mut breaks = Vec::new();
+    let mut position = 0;
+    loop {
+        let page = log.read_after(position, CHAIN_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        position = last.position;
+        for e in &page {
+            let id = e.envelope.subscription_id;
+            let entry = chains.entry(id).or_insert_with(|| Some((0, GENESIS_HASH.to_owned())));
+            let Some((version, previous)) = entry.as_ref() else { continue };
+            let reason = if e.stream_version != version + 1 {
+                Some(format!("stream version {} follows {version}: an event is missing", e.stream_version))
+            } else if e.previous_hash != *previous {
+                Some("previous_hash does not match the hash of the event before it (an earlier event was edited or replaced)".to_owned())
+            } else if event_hash(&e.previous_hash, &e.raw) != e.hash {
+                Some("the stored hash does not match the event's content (this event was edited)".to_owned())
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    breaks.push(ChainBreak {
+                        subscription_id: id,
+                        position: e.position,
+                        stream_version: e.stream_version,
+                        reason,
+                    });
+                    *entry = None;
+                }
+                None => *entry = Some((e.stream_version, e.hash.clone())),
+            }
+        }
+    }
+    breaks.sort_by_key(|b| b.position);
+    Ok(breaks)
+}
+
+/// How one subscription differs between the live and the replayed models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionDiff {
+    /// Subscription.
+    pub subscription_id: String,
+    /// One line per differing field: `path: live <x>, replayed <y>`.
+    pub differences: Vec<String>,
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Live model's fingerprint.
+    pub live: Fingerprint,
+    /// Replayed model's fingerprint.
+    pub replayed: Fingerprint,
+    /// Broken hash chains.
+    pub chain_breaks: Vec<ChainBreak>,
+    /// Tables whose checksums differ.
+    pub table_mismatches: Vec<String>,
+    /// Differing subscriptions, in detail (at most 20).
+    pub subscription_diffs: Vec<SubscriptionDiff>,
+    /// Differing subscriptions beyond those shown.
+    pub more_differences: usize,
+}
+
+impl VerifyReport {
+    /// True when the live models equal the replay and every chain is intact.
+    pub fn ok(&self) -> bool {
+        self.chain_breaks.is_empty() && self.table_mismatches.is_empty() && self.subscription_diffs.is_empty()
+    }
+
+    /// A readable report.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "log position verified: {}", self.live.position);
+        for (table, live) in &self.live.tables {
+            let replayed = self.replayed.tables.get(table).map(String::as_str).unwrap_or("-");
+            let verdict = if live == replayed { "equal" } else { "DIFFERENT" };
+            let _ = writeln!(
+                out,
+                "  {table:<16} live {} replayed {}  {verdict}",
+                &live[..16],
+                &replayed[..16.min(replayed.len())]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  subscriptions    {} live, {} replayed",
+            self.live.subscriptions.len(),
+            self.replayed.subscriptions.len()
+        );
+        if self.chain_breaks.is_empty() {
+            let _ = writeln!(out, "hash chains: intact");
+        } else {
+            let _ = writeln!(out, "hash chains: {} BROKEN", self.chain_breaks.len());
+            for b in &self.chain_breaks {
+                let _ = writeln!(
+                    out,
+                    "  subscription {} broken at position {} (stream version {}): {}",
+                    b.subscription_id, b.position, b.stream_version, b.reason
+                );
+            }
+        }
+        for diff in &self.subscription_diffs {
+            let _ = writeln!(out, "subscription {} differs:", diff.subscription_id);
+            for d in &diff.differences {
+                let _ = writeln!(out, "  {d}");
+            }
+        }
+        if self.more_differences > 0 {
+            let _ = writeln!(out, "... and {} more differing subscriptions", self.more_differences);
+        }
+        let _ =
+            writeln!(out, "{}", if self.ok() { "OK: the read models are exactly what the log says" } else { "FAILED" });
+        out
+    }
+}
+
+/// Lists how `live` and `replayed` differ, one line per leaf.
+fn diff_json(path: &str, live: &Value, replayed: &Value, out: &mut Vec<String>) {
+    match (live, replayed) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                diff_json(
+                    &format!("{path}.{k}"),
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for i in 0..a.len().max(b.len()) {
+                diff_json(
+                    &format!("{path}[{i}]"),
+                    a.get(i).unwrap_or(&Value::Null),
+                    b.get(i).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path}: live {a}, replayed {b}")),
+        _ => {}
+    }
+}
+
+/// Replays the log into `scratch` up to the live model's position and compares the two, and
+/// checks the hash chains.
+pub async fn verify(
+    log: &dyn EventLog,
+    live: &dyn ReadModels,
+    scratch: &dyn ReadModels,
+    batch: usize,
+    progress: &mut dyn Progress,
+) -> Result<VerifyReport, AuditError> {
+    let live_position = live.position().await?;
+    rebuild(log, scratch, Until::Position(live_position), batch, progress).await?;
+    let live_print = live.fingerprint().await?;
+    let replayed = scratch.fingerprint().await?;
+    let chain_breaks = check_chains(log).await?;
+    let table_mismatches: Vec<String> = live_print
+        .tables
+        .iter()
+        .filter(|(table, hash)| replayed.tables.get(*table) != Some(*hash))
+        .map(|(table, _)| table.clone())
+        .collect();
+    let mut differing: Vec<&String> = live_print
+        .subscriptions
+        .keys()
+        .chain(replayed.subscriptions.keys())
+        .filter(|id| live_print.subscriptions.get(*id) != replayed.subscriptions.get(*id))
+        .collect();
+    differing.sort();
+    differing.dedup();
+    let more_differences = differing.len().saturating_sub(MAX_DETAILED_DIFFS);
+    let mut subscription_diffs = Vec::new();
+    for id in differing.into_iter().take(MAX_DETAILED_DIFFS) {
+        let mut differences = Vec::new();
+        diff_json("", &live.subscription_rows(id).await?, &scratch.subscription_rows(id).await?, &mut differences);
+        subscription_diffs.push(SubscriptionDiff { subscription_id: id.clone(), differences });
+    }
+    let mut report = VerifyReport {
+        live: live_print,
+        replayed,
+        chain_breaks,
+        table_mismatches,
+        subscription_diffs,
+        more_differences,
+    };
+    if report.live.position != report.replayed.position {
+        report
+            .table_mismatches
+            .push(format!("projector position: live {}, replayed {}", report.live.position, report.replayed.position));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diffs_name_every_differing_leaf() {
+        let mut out = Vec::new();
+        diff_json(
+            "",
+            &json!({"state": {"quantity": 5, "status": "subscribed"}, "billing": [1, 2]}),
+            &json!({"state": {"quantity": 7, "status": "subscribed"}, "billing": [1]}),
+            &mut out,
+        );
+        assert_eq!(out, [".billing[1]: live 2, replayed null", ".state.quantity: live 5, replayed 7"]);
+    }
+}
