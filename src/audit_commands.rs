@@ -1,0 +1,286 @@
+//! The audit commands of the `fulfillment` binary: `replay`, `verify`, `history`, `export`.
+//! They read the embedded log in `--data-dir` read-only, so they are safe beside a running
+//! service, except `replay --swap`, which takes the data directory's lock.
+
+use anyhow::{bail, Context};
+use fulfillment::{peak_memory_mib, DataDirLock};
+use fulfillment_audit::export::{export_jsonl, ExportFilter};
+use fulfillment_audit::history::{render_table, timeline};
+use fulfillment_audit::replay::{rebuild, Until};
+use fulfillment_audit::verify::verify;
+use fulfillment_audit::Progress;
+use fulfillment_core::SubscriptionId;
+use fulfillment_log::{EventLog, SqliteEventLog};
+use fulfillment_projector::SqliteReadModel;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tracing::info;
+
+/// Where the embedded stores live (shared by every audit command).
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// Directory holding `events.sqlite` and `read_model.sqlite`.
+    #[arg(long, env = "FULFILLMENT_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+impl DataDir {
+    async fn log(&self) -> anyhow::Result<SqliteEventLog> {
+        let path = self.data_dir.join("events.sqlite");
+        SqliteEventLog::open_read_only(&path).await.with_context(|| format!("opening the event log {}", path.display()))
+    }
+
+    fn live_read_model(&self) -> PathBuf {
+        self.data_dir.join("read_model.sqlite")
+    }
+}
+
+/// A progress bar on a terminal, a log line every few seconds otherwise.
+enum Reporter {
+    Bar(indicatif::ProgressBar),
+    Lines { started: Instant, last: Instant, what: &'static str },
+}
+
+impl Reporter {
+    fn new(what: &'static str) -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events, {per_sec}, ETA {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(what);
+            Reporter::Bar(bar)
+        } else {
+            Reporter::Lines { started: Instant::now(), last: Instant::now(), what }
+        }
+    }
+
+    fn finish(&self) {
+        if let Reporter::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn update(&mut self, done: u64, total: u64) {
+        match self {
+            Reporter::Bar(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            Reporter::Lines { started, last, what } => {
+                if last.elapsed() >= Duration::from_secs(2) || done == total {
+                    *last = Instant::now();
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    let eta = if rate > 0.0 { (total.saturating_sub(done)) as f64 / rate } else { 0.0 };
+                    info!(
+                        what = *what,
+                        done,
+                        total,
+                        events_per_second = rate.round(),
+                        eta_seconds = eta.round(),
+                        "progress"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Options of `replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// New read-model file to build (must not exist); default `<data-dir>/read_model.rebuild-<time>.sqlite`.
+    #[arg(long)]
+    target: Option<PathBuf>,
+    /// Stop at this log position, or at the log prefix recorded by this RFC 3339 instant.
+    #[arg(long)]
+    until: Option<Until>,
+    /// After the rebuild, replace the live read models with it (atomic rename). The service
+    /// must be stopped. Without `--yes` this only says what it would do.
+    #[arg(long)]
+    swap: bool,
+    /// Confirm `--swap`.
+    #[arg(long)]
+    yes: bool,
+    /// Events folded per transaction.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+}
+
+/// `fulfillment replay`.
+pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    if args.swap && args.until.is_some() {
+        bail!("--swap replaces the live read models and needs the whole log; it cannot be combined with --until");
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let target =
+        args.target.clone().unwrap_or_else(|| args.data.data_dir.join(format!("read_model.rebuild-{stamp}.sqlite")));
+    let live = args.data.live_read_model();
+    let mut out = std::io::stdout().lock();
+    if args.swap && !args.yes {
+        writeln!(
+            out,
+            "dry run: would rebuild the read models from the whole log into {} and then atomically replace {} \
+             (keeping the old one as {}.replaced-{stamp}); run again with --yes to do it",
+            target.display(),
+            live.display(),
+            live.display()
+        )?;
+        return Ok(());
+    }
+    // Holding the lock keeps the service (the only writer) away, so the rebuilt model is
+    // complete when it is swapped in.
+    let _lock = if args.swap { Some(DataDirLock::acquire(&args.data.data_dir)?) } else { None };
+    let log = args.data.log().await?;
+    let store = SqliteReadModel::create_new(&target).await?;
+    let mut progress = Reporter::new("replaying");
+    let report = rebuild(&log, &store, args.until.unwrap_or(Until::Head), args.batch, &mut progress).await?;
+    progress.finish();
+    store.checkpoint_and_close().await?;
+    writeln!(
+        out,
+        "replayed {} events (log position {}) into {} in {:.2} s: {:.0} events/s, peak memory {} MiB",
+        report.events,
+        report.position,
+        target.display(),
+        report.elapsed.as_secs_f64(),
+        report.rate(),
+        peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+    )?;
+    if args.swap {
+        swap_in(&target, &live, &stamp.to_string()).await?;
+        writeln!(out, "swapped: {} is now the live read model", live.display())?;
+    }
+    Ok(())
+}
+
+/// Replaces `live` by `rebuilt` with one atomic rename; the old model is kept beside it.
+async fn swap_in(rebuilt: &Path, live: &Path, stamp: &str) -> anyhow::Result<()> {
+    if live.exists() {
+        // Fold the old model's WAL into its file, so no stale -wal can meet the new file.
+        SqliteReadModel::open(live).await?.checkpoint_and_close().await?;
+        for suffix in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{suffix}", live.display()));
+            if side.exists() {
+                std::fs::remove_file(&side).with_context(|| format!("removing {}", side.display()))?;
+            }
+        }
+        let backup = PathBuf::from(format!("{}.replaced-{stamp}", live.display()));
+        std::fs::hard_link(live, &backup).with_context(|| format!("keeping the old model as {}", backup.display()))?;
+    }
+    std::fs::rename(rebuilt, live).with_context(|| format!("renaming {} to {}", rebuilt.display(), live.display()))?;
+    Ok(())
+}
+
+/// Options of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Events folded per transaction during the scratch replay.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+}
+
+/// `fulfillment verify`: exit 0 when the live read models equal a fresh replay and every hash
+/// chain is intact, exit 1 with a readable report otherwise.
+pub async fn verify_command(args: VerifyArgs) -> anyhow::Result<bool> {
+    let log = args.data.log().await?;
+    let live_path = args.data.live_read_model();
+    if !live_path.exists() {
+        bail!("no live read model at {}", live_path.display());
+    }
+    let live = SqliteReadModel::open(&live_path).await?;
+    let scratch_dir = tempfile::tempdir()?;
+    let scratch = SqliteReadModel::create_new(&scratch_dir.path().join("scratch.sqlite")).await?;
+    let mut progress = Reporter::new("verifying");
+    let report = verify(&log, &live, &scratch, args.batch, &mut progress).await?;
+    progress.finish();
+    write!(std::io::stdout().lock(), "{}", report.render())?;
+    Ok(report.ok())
+}
+
+/// Output format of `history`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum HistoryFormat {
+    /// A text table.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+/// Options of `history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Subscription id.
+    subscription_id: SubscriptionId,
+    #[command(flatten)]
+    data: DataDir,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+    format: HistoryFormat,
+}
+
+/// `fulfillment history <subscription-id>`.
+pub async fn history(args: HistoryArgs) -> anyhow::Result<()> {
+    let log = args.data.log().await?;
+    let events = log.read_stream(args.subscription_id).await?;
+    if events.is_empty() {
+        bail!("subscription {} has no events in this log", args.subscription_id);
+    }
+    let rows = timeline(&events);
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        HistoryFormat::Table => write!(out, "{}", render_table(&rows))?,
+        HistoryFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
+    }
+    Ok(())
+}
+
+/// Export format (only JSON lines today).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+fn instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Options of `export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// Events recorded at or after this RFC 3339 instant.
+    #[arg(long, value_parser = instant)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Events recorded before this RFC 3339 instant.
+    #[arg(long, value_parser = instant)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only this subscription.
+    #[arg(long)]
+    subscription: Option<SubscriptionId>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    format: ExportFormat,
+}
+
+/// `fulfillment export`: raw envelopes to stdout.
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let ExportFormat::Jsonl = args.format;
+    let log = args.data.log().await?;
+    let filter = ExportFilter { since: args.since, until: args.until, subscription: args.subscription };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let lines = export_jsonl(&log, &filter, &mut out).await?;
+    info!(lines, "export written");
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! `fulfillment bench ingest`: a reproducible load test of the embedded mode.
+//!
+//! Starts a real service (embedded log, projector, HTTP) on loopback in a scratch directory,
+//! buys `--subscriptions` subscriptions through the partner API, then sends each one a signed
+//! `licenses.assigned` and `setup.confirmed` webhook from `--concurrency` concurrent
+//! connections, and reports throughput, latency percentiles and how long the projector took to
+//! show every billing event. Every request must succeed: a failed request fails the benchmark.
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use fulfillment::{load_directory, Service, ServiceOptions};
+use fulfillment_ingress::signature::sign;
+use fulfillment_ingress::SystemClock;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PARTNER_KEY: &str = "demo-partner-1-key-0001";
+const BILLING_KEY: &str = "demo-billing-key-000001";
+const CONTOSO_SECRET: &str = "whsec_ZGVtby1jb250b3NvLXdlYmhvb2stc2VjcmV0LTAwMDE=";
+
+/// Options of `bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Subscriptions to buy and activate (two webhooks each).
+    #[arg(long, default_value_t = 5000)]
+    subscriptions: usize,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+/// Latency and throughput of one phase.
+struct Phase {
+    name: &'static str,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Phase {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(i).copied().unwrap_or_default()
+    }
+
+    #[allow(clippy::print_stdout)] // a benchmark prints its figures
+    fn print(&self) {
+        println!(
+            "{:<22} {:>7} requests in {:>7.3} s = {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms",
+            self.name,
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3,
+            self.percentile(1.0).as_secs_f64() * 1e3,
+        );
+    }
+}
+
+/// Runs `count` requests made by `make(i)` over `concurrency` workers, timing each.
+async fn run_phase<F>(
+    name: &'static str,
+    count: usize,
+    concurrency: usize,
+    make: F,
+) -> anyhow::Result<(Phase, Vec<Value>)>
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (make, next) = (make.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, anyhow::Error>(results);
+                }
+                let sent = Instant::now();
+                let response = make(i).send().await.context("request failed")?;
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if !status.is_success() {
+                    bail!("request {i} of {name} answered {status}: {body}");
+                }
+                results.push((i, sent.elapsed(), body));
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut bodies = vec![Value::Null; count];
+    for worker in workers {
+        for (i, latency, body) in worker.await?? {
+            latencies.push(latency);
+            bodies[i] = body;
+        }
+    }
+    Ok((Phase { name, requests: count, elapsed: start.elapsed(), latencies }, bodies))
+}
+
+fn signed_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    secret: &[u8],
+    id: String,
+    body: Value,
+) -> reqwest::RequestBuilder {
+    let body = body.to_string().into_bytes();
+    let ts = chrono::Utc::now().timestamp();
+    let signature = sign(secret, &id, ts, &body);
+    client
+        .post(format!("{base}/webhooks/publishers/contoso"))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+/// Runs the ingest benchmark and prints its figures.
+#[allow(clippy::print_stdout)] // a benchmark prints its figures
+pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let (directory, _) = load_directory(Path::new("/nonexistent/use-the-demo-catalog.toml"), false)?;
+    let service = Service::start(ServiceOptions {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: scratch.path().to_owned(),
+        directory,
+        clock: Arc::new(SystemClock),
+        projector_batch: 1000,
+    })
+    .await?;
+    let base = format!("http://{}", service.addr());
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let n = args.subscriptions;
+    println!(
+        "fulfillment bench ingest: {n} subscriptions, {} webhooks, {} connections, embedded SQLite log in {}",
+        2 * n,
+        args.concurrency,
+        scratch.path().display()
+    );
+
+    let (c, b) = (client.clone(), base.clone());
+    let (orders, bodies) = run_phase("partner orders", n, args.concurrency, move |i| {
+        c.post(format!("{b}/v1/customers/bench-{}/orders", i % 100)).bearer_auth(PARTNER_KEY).json(&json!({"lineItems": [{
+            "offerId": "contoso-crm", "planId": "standard", "quantity": 5, "termDuration": "P1M", "billingCycle": "monthly"
+        }]}))
+    })
+    .await?;
+    orders.print();
+    let subscriptions: Arc<Vec<String>> = Arc::new(
+        bodies.iter().map(|b| b["lineItems"][0]["subscriptionId"].as_str().unwrap_or_default().to_owned()).collect(),
+    );
+
+    let secret = base64::engine::general_purpose::STANDARD.decode(&CONTOSO_SECRET["whsec_".len()..])?;
+    let (c, b, subs) = (client.clone(), base.clone(), subscriptions.clone());
+    let started = Instant::now();
+    let (webhooks, _) = run_phase("signed webhooks", 2 * n, args.concurrency, move |i| {
+        let sub = &subs[i / 2];
+        let body = if i % 2 == 0 {
+            json!({"type": "licenses.assigned", "subscriptionId": sub, "data": {"assignedCount": 5}})
+        } else {
+            json!({"type": "setup.confirmed", "subscriptionId": sub, "data": {"planId": "standard", "quantity": 5}})
+        };
+        signed_webhook(&c, &b, &secret, format!("bench-{i}"), body)
+    })
+    .await?;
+    webhooks.print();
+
+    // Wait until every activation shows in the billing feed.
+    let mut seen = 0usize;
+    let mut cursor = "0".to_owned();
+    while seen < n {
+        let page: Value = client
+            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
+            .bearer_auth(BILLING_KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let items = page["items"].as_array().map(Vec::len).unwrap_or(0);
+        seen += items;
+        cursor = page["nextCursor"].as_str().unwrap_or(&cursor).to_owned();
+        if items == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("billing feed shows only {seen} of {n} activations after 10 minutes");
+        }
+    }
+    println!(
+        "{:<22} {n} billing.started events visible in the feed {:.3} s after the first webhook was sent",
+        "billing feed",
+        started.elapsed().as_secs_f64()
+    );
+    service.stop().await;
+    Ok(())
+}
+
+/// Options of `bench generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Events to write (four per subscription: purchased, licenses assigned, setup confirmed,
+    /// quantity changed).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Data directory to create the log in (must not hold one yet).
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+}
+
+/// Writes a synthetic but valid event log, for replay and verify figures.
+#[allow(clippy::print_stdout)] // a benchmark prints its figures
+pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    use fulfillment_core::{
+        BillingCycle, Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, Term, EVENT_SCHEMA_VERSION,
+    };
+    use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
+    let path = args.data_dir.join("events.sqlite");
+    if path.exists() {
+        bail!("{} already exists; generate into a new directory", path.display());
+    }
+    std::fs::create_dir_all(&args.data_dir)?;
+    let log = SqliteEventLog::open(&path, SqliteLogOptions::default()).await?;
+    let started = Instant::now();
+    let subscriptions = args.events.div_ceil(4);
+    let mut written = 0u64;
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    let mut n = 0u64;
+    while n < subscriptions {
+        let mut batch = AppendBatch::default();
+        for _ in 0..250 {
+            if n >= subscriptions || written >= args.events {
+                break;
+            }
+            let id = SubscriptionId(uuid::Uuid::new_v4());
+            let at = base + chrono::Duration::milliseconds(n as i64);
+            let partner = Source { kind: SourceKind::Partner, actor_id: format!("partner-{}", n % 50) };
+            let publisher = Source { kind: SourceKind::Publisher, actor_id: "contoso".into() };
+            let events = [
+                (
+                    partner.clone(),
+                    Event::SubscriptionPurchased(Purchase {
+                        order_id: uuid::Uuid::new_v4(),
+                        line_item_number: 0,
+                        customer_id: format!("customer-{}", n % 10_000),
+                        partner_id: partner.actor_id.clone(),
+                        publisher_id: "contoso".into(),
+                        offer_id: "contoso-crm".into(),
+                        plan_id: "standard".into(),
+                        quantity: 5,
+                        term: Term::P1M,
+                        billing_cycle: BillingCycle::Monthly,
+                        auto_renew: true,
+                        friendly_name: format!("subscription {n}"),
+                        indirect_reseller_mpn_id: None,
+                        authorization_code: format!("code-{n}-{}", uuid::Uuid::new_v4().simple()),
+                        cancellation_allowed_until: at + chrono::Duration::hours(72),
+                    }),
+                ),
+                (publisher.clone(), Event::LicensesAssigned { assigned_count: 5 }),
+                (publisher, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 5 }),
+                (partner, Event::QuantityChanged { previous_quantity: 5, quantity: 8 }),
+            ];
+            let take = (args.events - written).min(4) as usize;
+            let envelopes: Vec<EventEnvelope> = events
+                .into_iter()
+                .take(take)
+                .map(|(source, event)| EventEnvelope {
+                    event_id: uuid::Uuid::now_v7(),
+                    subscription_id: id,
+                    schema_version: EVENT_SCHEMA_VERSION,
+                    source,
+                    occurred_at: at,
+                    recorded_at: at,
+                    event,
+                })
+                .collect();
+            written += envelopes.len() as u64;
+            batch.streams.push(StreamAppend { subscription_id: id, expected_version: 0, events: envelopes });
+            n += 1;
+        }
+        log.append(batch).await?;
+    }
+    println!(
+        "wrote {written} events for {subscriptions} subscriptions into {} in {:.2} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `fulfillment`: an event-sourced fulfillment webhook processor for commercial-marketplace
+//! SaaS subscriptions bought by CSP partners.
+//!
+//! This crate assembles the service from the workspace crates: `fulfillment-core` (the pure
+//! domain), `fulfillment-log` (the event log), `fulfillment-projector` (read models and the
+//! billing outbox) and `fulfillment-ingress` (HTTP). [`Service::start`] runs ingress and
+//! projector in one process on the embedded log, the zero-setup default; [`Service::stop`]
+//! shuts down in a fixed order: stop accepting requests and drain them, let the projector
+//! finish its batch, then close storage.
+
+use fulfillment_ingress::{AppState, Clock, Directory, DirectoryError};
+use fulfillment_log::{EventLog, LogError, SqliteEventLog, SqliteLogOptions};
+use fulfillment_projector::{run_projector, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// The demo catalog and credentials shipped in the repository (`config/demo.toml`).
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration file is unreadable or invalid.
+    #[error("configuration {path}: {source}")]
+    Config {
+        /// File.
+        path: String,
+        /// Problem.
+        source: DirectoryError,
+    },
+    /// The configuration file could not be read.
+    #[error("cannot read configuration {path}: {source}")]
+    ConfigRead {
+        /// File.
+        path: String,
+        /// Problem.
+        source: std::io::Error,
+    },
+    /// Another process already uses the data directory.
+    #[error("data directory {path} is in use by another fulfillment process (lock file {lock})")]
+    DataDirInUse {
+        /// Directory.
+        path: String,
+        /// Lock file.
+        lock: String,
+    },
+    /// The data directory is unusable.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// Directory.
+        path: String,
+        /// Problem.
+        source: std::io::Error,
+    },
+    /// The event log could not be opened.
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    /// The read models could not be opened.
+    #[error("read models: {0}")]
+    ReadModels(#[from] ProjectorError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Problem.
+        source: std::io::Error,
+    },
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), for benchmark reports.
+pub fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Where the directory came from, so the operator can be told when demo credentials are live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectorySource {
+    /// A configuration file.
+    File(PathBuf),
+    /// The built-in demo catalog (no file at the default path).
+    Demo,
+}
+
+/// Loads the directory from `path`. When `path` is the default and no file exists, the demo
+/// catalog is used; an explicitly named file that does not exist is an error.
+pub fn load_directory(path: &Path, explicitly_named: bool) -> Result<(Directory, DirectorySource), StartError> {
+    if !path.exists() && !explicitly_named {
+        let directory = Directory::from_toml(DEMO_CONFIG)
+            .map_err(|source| StartError::Config { path: "config/demo.toml".into(), source })?;
+        return Ok((directory, DirectorySource::Demo));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| StartError::ConfigRead { path: path.display().to_string(), source })?;
+    let directory = Directory::from_toml(&text)
+        .map_err(|source| StartError::Config { path: path.display().to_string(), source })?;
+    Ok((directory, DirectorySource::File(path.to_owned())))
+}
+
+/// Exclusive use of a data directory, held while a service (or an offline `replay --swap`)
+/// runs, released when dropped. Readers (verify, history, export) do not need it.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the lock, or fails at once when another process holds it.
+    pub fn acquire(data_dir: &Path) -> Result<Self, StartError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
+        let lock = data_dir.join("fulfillment.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(DataDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StartError::DataDirInUse { path: data_dir.display().to_string(), lock: lock.display().to_string() })
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                Err(StartError::DataDir { path: data_dir.display().to_string(), source })
+            }
+        }
+    }
+}
+
+/// Everything needed to run the embedded service.
+pub struct ServiceOptions {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory for `events.sqlite` and `read_model.sqlite`.
+    pub data_dir: PathBuf,
+    /// Partners, publishers, offers.
+    pub directory: Directory,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Events folded per projector transaction.
+    pub projector_batch: usize,
+}
+
+/// A running service.
+pub struct Service {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    projector: ProjectorHandle,
+    read_model: SqliteReadModel,
+    _lock: DataDirLock,
+}
+
+impl Service {
+    /// Opens storage, starts the projector and the HTTP server.
+    pub async fn start(options: ServiceOptions) -> Result<Service, StartError> {
+        let lock = DataDirLock::acquire(&options.data_dir)?;
+        let log = SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default()).await?;
+        let read_model = SqliteReadModel::open(&options.data_dir.join("read_model.sqlite")).await?;
+        let log: Arc<dyn EventLog> = Arc::new(log);
+        let read_models: Arc<dyn ReadModels> = Arc::new(read_model.clone());
+        let shutdown = CancellationToken::new();
+        let projector =
+            run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
+        let state = AppState {
+            log,
+            read_models,
+            directory: Arc::new(options.directory),
+            clock: options.clock,
+            projected: Some(projector.position.clone()),
+            projector_healthy: Some(projector.healthy.clone()),
+        };
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: options.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: options.listen, source })?;
+        let app = fulfillment_ingress::router(state);
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+        });
+        info!(%addr, data_dir = %options.data_dir.display(), "fulfillment is listening");
+        Ok(Service { addr, shutdown, server, projector, read_model, _lock: lock })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token that stops the service when cancelled (for signal handlers).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the shutdown token is cancelled, then stops in order.
+    pub async fn run_until_stopped(self) {
+        self.shutdown.cancelled().await;
+        self.stop().await;
+    }
+
+    /// Stops: the HTTP server first (draining requests), then the projector after its
+    /// current batch, then storage.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server ended with an error"),
+            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+        }
+        if let Err(e) = self.projector.task.await {
+            tracing::error!(error = %e, "projector task failed");
+        }
+        self.read_model.close().await;
+        info!("fulfillment stopped");
+    }
+}
