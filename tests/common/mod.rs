@@ -4,6 +4,7 @@
 //! Webhooks scheme, not with the service's own code.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod openapi;
 
 use base64::Engine;

@@ -1,9 +1,9 @@
 //! The HTTP ingress of `fulfillment` (axum).
 //!
 //! In: signed ISV webhooks (`/webhooks/publishers/{id}`), the SaaS Fulfillment API v2 for
-//! publishers (`/api/saas/...`), the partner API (`/v1/customers/...`), the billing feed
-//! (`/v1/billing/events`), health checks. Out: facts appended to the event
-//! log, and reads from the read models.
+//! publishers (`/api/saas/...`), the partner API (`/v1/customers/...`) and the partner
+//! console on top of it (`/console`), the billing feed (`/v1/billing/events`), health checks.
+//! Out: facts appended to the event log, and reads from the read models.
 //!
 //! Invariants kept here: a 2xx on a write is sent only after the log committed the events
 //! (invariant 1); repeated webhooks and repeated partner requests with the same key produce one
@@ -16,6 +16,7 @@ mod billing_feed;
 pub mod body;
 pub mod clock;
 mod commands;
+mod console;
 pub mod directory;
 pub mod error;
 mod health;
@@ -55,15 +56,20 @@ async fn method_not_allowed() -> Response {
 }
 
 /// Any error response that is not already problem+json (a rejection produced inside axum
-/// itself, such as an undecodable path segment) is rewritten as one, so clients see a single
-/// error format everywhere.
+/// itself, such as an undecodable path segment) is rewritten as one, so API clients see a
+/// single error format everywhere. The console's HTML pages are left alone: a browser shows
+/// their errors to a person.
 async fn ensure_problem_json(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let is_html = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_html {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -108,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/billing/events", get(billing_feed::list))
         .route("/webhooks/publishers/{publisher_id}", post(webhooks::receive))
         .nest("/api", saas::router())
+        .nest("/console", console::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Let bodies up to one byte over the limit through, so `RawBody` answers 413 itself.

@@ -30,23 +30,23 @@ const MAX_LINE_ITEMS: usize = 50;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct OrderRequest {
-    line_items: Vec<LineItemRequest>,
+    pub(crate) line_items: Vec<LineItemRequest>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct LineItemRequest {
-    offer_id: String,
-    plan_id: String,
-    quantity: u32,
-    term_duration: String,
-    billing_cycle: String,
+pub(crate) struct LineItemRequest {
+    pub(crate) offer_id: String,
+    pub(crate) plan_id: String,
+    pub(crate) quantity: u32,
+    pub(crate) term_duration: String,
+    pub(crate) billing_cycle: String,
     #[serde(default)]
-    friendly_name: Option<String>,
+    pub(crate) friendly_name: Option<String>,
     #[serde(default)]
-    partner_id_on_record: Option<String>,
+    pub(crate) partner_id_on_record: Option<String>,
     #[serde(default)]
-    auto_renew_enabled: Option<bool>,
+    pub(crate) auto_renew_enabled: Option<bool>,
 }
 
 /// Checks a customer id from the path: the partner's own identifier for its customer.
@@ -124,18 +124,31 @@ pub(crate) async fn create_order(
     headers: HeaderMap,
     body: JsonBody<OrderRequest>,
 ) -> Result<Response, ApiError> {
-    check_customer_id(&customer_id)?;
     let path = format!("/v1/customers/{customer_id}/orders");
     let key = IdempotencyKey::from_header(
         &headers,
         format!("partner:{}", partner.id),
         &[Method::POST.as_str().as_bytes(), path.as_bytes(), &body.raw],
     )?;
-    let request = &body.value;
+    let (response, replayed) = place_order(&state, &partner, &customer_id, &body.value, key.as_ref()).await?;
+    Ok(response.render(replayed))
+}
+
+/// The one write path for purchases, shared by the partner API and the console: validates the
+/// order, decides a purchase per line item and appends them in one batch under `key`. Returns
+/// the order's representation and whether it is a replay of an earlier answer.
+pub(crate) async fn place_order(
+    state: &AppState,
+    partner: &PartnerCaller,
+    customer_id: &str,
+    request: &OrderRequest,
+    key: Option<&IdempotencyKey>,
+) -> Result<(StoredResponse, bool), ApiError> {
+    check_customer_id(customer_id)?;
     if request.line_items.is_empty() || request.line_items.len() > MAX_LINE_ITEMS {
         return Err(ApiError::invalid("lineItems", format!("must hold 1 to {MAX_LINE_ITEMS} line items")));
     }
-    let (response, replayed) = idempotency::write(&state, key.as_ref(), || async {
+    let (response, replayed) = idempotency::write(state, key, || async {
         let now = state.clock.now();
         let order_id = Uuid::new_v4();
         let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };
@@ -164,7 +177,7 @@ pub(crate) async fn create_order(
             let order = PurchaseOrder {
                 order_id,
                 line_item_number: n as u32,
-                customer_id: customer_id.clone(),
+                customer_id: customer_id.to_owned(),
                 partner_id: partner.id.clone(),
                 publisher_id: offer.publisher.clone(),
                 offer_id: offer.id.clone(),
@@ -185,7 +198,7 @@ pub(crate) async fn create_order(
             subscriptions.extend(fulfillment_core::fold(None, &envelopes).state);
             batch.streams.push(StreamAppend { subscription_id: id, expected_version: 0, events: envelopes });
         }
-        let body = order_view(&state, &customer_id, order_id, &now.to_rfc3339(), &subscriptions);
+        let body = order_view(state, customer_id, order_id, &now.to_rfc3339(), &subscriptions);
         let location = format!("/v1/customers/{customer_id}/orders/{order_id}");
         Ok((batch, StoredResponse { status: 201, body, location: Some(location), etag: None }))
     })
@@ -193,10 +206,10 @@ pub(crate) async fn create_order(
     if !replayed {
         info!(partner_id = %partner.id, customer_id = %customer_id, order_id = %response.body["id"], line_items = request.line_items.len(), "order placed");
     }
-    Ok(response.render(replayed))
+    Ok((response, replayed))
 }
 
-async fn owned_order(
+pub(crate) async fn owned_order(
     state: &AppState,
     partner: &PartnerCaller,
     customer_id: &str,

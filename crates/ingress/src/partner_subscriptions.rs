@@ -14,8 +14,8 @@ use crate::views::{etag, subscription_view};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use fulfillment_core::{apply, decide, Command, Effect, Event, Plan, Source, SourceKind, Subscription};
-use fulfillment_log::AppendBatch;
+use fulfillment_core::{apply, decide, Command, Effect, Event, Plan, Source, SourceKind, Subscription, SubscriptionId};
+use fulfillment_log::{AppendBatch, StoredEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -87,23 +87,23 @@ pub(crate) async fn get(
     Ok(with_etag(subscription_view(&state.directory, s), s))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SubscriptionPatch {
     #[serde(default)]
-    friendly_name: Option<String>,
+    pub(crate) friendly_name: Option<String>,
     #[serde(default)]
-    quantity: Option<u32>,
+    pub(crate) quantity: Option<u32>,
     #[serde(default)]
-    auto_renew_enabled: Option<bool>,
+    pub(crate) auto_renew_enabled: Option<bool>,
     /// Indirect reseller MPN ID; `null` or absent leaves it as is.
     #[serde(default)]
-    partner_id: Option<String>,
+    pub(crate) partner_id: Option<String>,
     #[serde(default)]
-    status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Why the partner cancels (kept on the cancellation event).
     #[serde(default)]
-    cancellation_reason: Option<String>,
+    pub(crate) cancellation_reason: Option<String>,
 }
 
 /// Turns a patch into commands, in a fixed order. Unchanged fields decide no events, so a
@@ -169,11 +169,28 @@ pub(crate) async fn patch(
         &[Method::PATCH.as_str().as_bytes(), path.as_bytes(), &body.raw],
     )?;
     let if_match = headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("").trim().to_owned());
+    let (response, replayed) =
+        change_subscription(&state, &partner, &customer_id, id, &body.value, if_match, key.as_ref()).await?;
+    Ok(response.render(replayed))
+}
+
+/// The one write path for changing a subscription, shared by the partner API and the console:
+/// decides the patch against the subscription's stream and appends the events under `key`.
+/// Returns the subscription after the change and whether it is a replay of an earlier answer.
+pub(crate) async fn change_subscription(
+    state: &AppState,
+    partner: &PartnerCaller,
+    customer_id: &str,
+    id: SubscriptionId,
+    patch: &SubscriptionPatch,
+    if_match: Option<String>,
+    key: Option<&IdempotencyKey>,
+) -> Result<(StoredResponse, bool), ApiError> {
     let span = tracing::info_span!("patch_subscription", subscription_id = %id, partner_id = %partner.id);
-    let (response, replayed) = idempotency::write(&state, key.as_ref(), || {
+    let (response, replayed) = idempotency::write(state, key, || {
         async {
-            let loaded = load(&state, id).await?;
-            let current = owned(loaded.state.as_ref(), &partner, &customer_id)?;
+            let loaded = load(state, id).await?;
+            let current = owned(loaded.state.as_ref(), partner, customer_id)?;
             if let Some(expected) = &if_match {
                 if expected != "*" && *expected != etag(current) {
                     return Err(ApiError::PreconditionFailed { current: etag(current) });
@@ -181,7 +198,7 @@ pub(crate) async fn patch(
             }
             let now = state.clock.now();
             let plan = state.directory.offer(&current.offer_id).and_then(|o| o.plan(&current.plan_id));
-            let (changes, cancel) = commands(&body.value, current, plan)?;
+            let (changes, cancel) = commands(patch, current, plan)?;
             // Decide each change against the state the previous ones produce.
             let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };
             let mut working = loaded.state.clone();
@@ -214,7 +231,7 @@ pub(crate) async fn patch(
     if !replayed {
         span.in_scope(|| info!(status = %response.body["status"], version = %response.body["attributes"]["etag"], "subscription patched"));
     }
-    Ok(response.render(replayed))
+    Ok((response, replayed))
 }
 
 /// `GET /v1/customers/{customerId}/subscriptions/{id}/events`: the subscription's history
@@ -226,31 +243,84 @@ pub(crate) async fn events(
     Path((customer_id, id)): Path<(String, String)>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let id = parse_subscription_id(&id)?;
+    let (entries, _) = timeline(&state, &partner, &customer_id, id).await?;
+    let items: Vec<Value> = entries.iter().map(TimelineEntry::to_json).collect();
+    Ok(axum::Json(json!({ "totalCount": items.len(), "items": items })))
+}
+
+/// What one event did when folded.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// Changed the subscription.
+    Applied,
+    /// Broke a rule; the state did not change.
+    Rejected {
+        /// Stable rule code.
+        code: String,
+        /// Readable reason.
+        reason: String,
+    },
+    /// A repeat of an event already folded.
+    Duplicate,
+}
+
+/// One event of a subscription's history with what it did.
+#[derive(Debug, Clone)]
+pub(crate) struct TimelineEntry {
+    /// The event as stored.
+    pub(crate) event: StoredEvent,
+    /// What folding it did.
+    pub(crate) outcome: Outcome,
+    /// Billing events it caused: id and type.
+    pub(crate) billing: Vec<(uuid::Uuid, &'static str)>,
+    /// The subscription's status after it.
+    pub(crate) status_after: Option<fulfillment_core::Status>,
+}
+
+impl TimelineEntry {
+    fn to_json(&self) -> Value {
+        let mut item = self.event.envelope.to_json();
+        item["position"] = self.event.position.into();
+        item["streamVersion"] = self.event.stream_version.into();
+        item["outcome"] = match &self.outcome {
+            Outcome::Applied => json!({ "result": "applied" }),
+            Outcome::Rejected { code, reason } => json!({ "result": "rejected", "code": code, "reason": reason }),
+            Outcome::Duplicate => json!({ "result": "duplicate" }),
+        };
+        item["billingEvents"] =
+            self.billing.iter().map(|(id, kind)| json!({ "id": id, "type": kind })).collect::<Vec<_>>().into();
+        item["statusAfter"] = self.status_after.map(|s| s.partner_center_name()).into();
+        item
+    }
+}
+
+/// A subscription's history as the partner sees it, read from the log (shared by the events
+/// API and the console's timeline), and the state it folds to (strongly consistent, unlike
+/// the read models).
+pub(crate) async fn timeline(
+    state: &AppState,
+    partner: &PartnerCaller,
+    customer_id: &str,
+    id: SubscriptionId,
+) -> Result<(Vec<TimelineEntry>, Subscription), ApiError> {
     let stored = state.log.read_stream(id).await?;
-    let mut subscription = None;
-    let mut items = Vec::with_capacity(stored.len());
-    for e in &stored {
-        let (next, effects) = apply(subscription, &e.envelope);
+    let mut subscription: Option<Subscription> = None;
+    let mut entries = Vec::with_capacity(stored.len());
+    for event in stored {
+        let (next, effects) = apply(subscription, &event.envelope);
         subscription = next;
-        let mut outcome = json!({ "result": "applied" });
+        let mut outcome = Outcome::Applied;
         let mut billing = Vec::new();
         for effect in effects {
             match effect {
-                Effect::Billing(b) => billing.push(json!({ "id": b.id, "type": b.kind.type_name() })),
-                Effect::Rejected { reason, code, .. } => {
-                    outcome = json!({ "result": "rejected", "code": code, "reason": reason })
-                }
-                Effect::Duplicate { .. } => outcome = json!({ "result": "duplicate" }),
+                Effect::Billing(b) => billing.push((b.id, b.kind.type_name())),
+                Effect::Rejected { reason, code, .. } => outcome = Outcome::Rejected { code, reason },
+                Effect::Duplicate { .. } => outcome = Outcome::Duplicate,
             }
         }
-        let mut item = e.envelope.to_json();
-        item["position"] = e.position.into();
-        item["streamVersion"] = e.stream_version.into();
-        item["outcome"] = outcome;
-        item["billingEvents"] = billing.into();
-        item["statusAfter"] = subscription.as_ref().map(|s: &Subscription| s.status.partner_center_name()).into();
-        items.push(item);
+        let status_after = subscription.as_ref().map(|s| s.status);
+        entries.push(TimelineEntry { event, outcome, billing, status_after });
     }
-    owned(subscription.as_ref(), &partner, &customer_id)?;
-    Ok(axum::Json(json!({ "totalCount": items.len(), "items": items })))
+    let current = owned(subscription.as_ref(), partner, customer_id)?.clone();
+    Ok((entries, current))
 }

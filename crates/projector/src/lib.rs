@@ -32,6 +32,19 @@ pub struct BillingFeedEntry {
     pub event: serde_json::Value,
 }
 
+/// One of a partner's customers, as the console's customer list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSummary {
+    /// The partner's identifier for the customer.
+    pub customer_id: String,
+    /// Subscriptions this partner bought for the customer, in any status.
+    pub subscriptions: u64,
+    /// Of those, how many wait for the publisher ("Action needed").
+    pub action_needed: u64,
+    /// When the latest of them was bought (the list's sort key, newest first).
+    pub latest_purchase: chrono::DateTime<chrono::Utc>,
+}
+
 /// An event the fold rejected, kept for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedEvent {
@@ -77,6 +90,9 @@ pub trait ReadModels: Send + Sync + 'static {
         partner_id: &str,
         customer_id: &str,
     ) -> Result<Vec<Subscription>, ProjectorError>;
+
+    /// The customers a partner has bought for, most recent purchase first.
+    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ProjectorError>;
 
     /// A partner's subscriptions bought in one order, by line item.
     async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ProjectorError>;

@@ -1,6 +1,6 @@
 //! Read models in SQLite for the embedded mode (`<data-dir>/read_model.sqlite`).
 
-use crate::{BillingFeedEntry, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
+use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
 use async_trait::async_trait;
 use fulfillment_core::{apply, Effect, Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
@@ -284,6 +284,35 @@ impl ReadModels for SqliteReadModel {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| parse_state(r)).collect()
+    }
+
+    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ProjectorError> {
+        // Served by `subscriptions_by_customer` (partner_id, customer_id, purchased_at).
+        let rows = sqlx::query(
+            "SELECT customer_id, COUNT(*) AS subscriptions,
+                    SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS action_needed,
+                    MAX(purchased_at) AS latest_purchase
+             FROM subscriptions WHERE partner_id = ?
+             GROUP BY customer_id ORDER BY latest_purchase DESC, customer_id",
+        )
+        .bind(partner_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let latest: String = row.try_get("latest_purchase")?;
+                let subscriptions: i64 = row.try_get("subscriptions")?;
+                let action_needed: i64 = row.try_get("action_needed")?;
+                Ok(CustomerSummary {
+                    customer_id: row.try_get("customer_id")?,
+                    subscriptions: subscriptions as u64,
+                    action_needed: action_needed as u64,
+                    latest_purchase: chrono::DateTime::parse_from_rfc3339(&latest)
+                        .map_err(|e| ProjectorError::Corrupt(format!("purchased_at {latest:?}: {e}")))?
+                        .to_utc(),
+                })
+            })
+            .collect()
     }
 
     async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ProjectorError> {

@@ -1,0 +1,173 @@
+//! Console sign-in sessions, kept in memory.
+//!
+//! The browser holds only a random 256-bit session id in an `HttpOnly` cookie; the server keeps
+//! who it belongs to and the session's CSRF token. Only the SHA-256 of the id is stored, so the
+//! table itself holds nothing a reader could replay as a cookie. Sessions end on sign-out, after
+//! [`IDLE_TIMEOUT`] without a request, or [`ABSOLUTE_TIMEOUT`] after sign-in; a restart signs
+//! everyone out (the cost of keeping no secret at rest).
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// A session ends after this long without a request.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// A session ends this long after sign-in, however active.
+pub(crate) const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
+
+/// Most sessions kept at once; past it the oldest are dropped (bounded memory under a flood of
+/// sign-ins).
+const MAX_SESSIONS: usize = 10_000;
+
+/// 32 random bytes, URL-safe base64: session ids and CSRF tokens.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether a submitted token equals the expected one, in time independent of where they differ.
+pub(crate) fn tokens_match(expected: &str, submitted: &str) -> bool {
+    expected.len() == submitted.len() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+}
+
+/// What a signed-in browser may do.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The partner it acts for.
+    pub(crate) partner_id: String,
+    /// Token every form of this session must carry.
+    pub(crate) csrf_token: String,
+}
+
+struct Entry {
+    session: Session,
+    signed_in_at: Instant,
+    last_seen: Instant,
+}
+
+impl Entry {
+    fn alive(&self, now: Instant) -> bool {
+        now.duration_since(self.last_seen) < IDLE_TIMEOUT && now.duration_since(self.signed_in_at) < ABSOLUTE_TIMEOUT
+    }
+}
+
+/// The session table.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+fn digest(session_id: &str) -> [u8; 32] {
+    Sha256::digest(session_id.as_bytes()).into()
+}
+
+impl Sessions {
+    /// Starts a session for `partner_id`; returns the id for the cookie.
+    pub(crate) fn create(&self, partner_id: &str) -> (String, Session) {
+        let id = random_token();
+        let session = Session { partner_id: partner_id.to_owned(), csrf_token: random_token() };
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_SESSIONS {
+            entries.retain(|_, e| e.alive(now));
+        }
+        if entries.len() >= MAX_SESSIONS {
+            if let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.signed_in_at).map(|(k, _)| *k) {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(digest(&id), Entry { session: session.clone(), signed_in_at: now, last_seen: now });
+        (id, session)
+    }
+
+    /// The live session behind a cookie value, refreshing its idle timer.
+    pub(crate) fn get(&self, session_id: &str) -> Option<Session> {
+        self.get_at(session_id, Instant::now())
+    }
+
+    fn get_at(&self, session_id: &str, now: Instant) -> Option<Session> {
+        let key = digest(session_id);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get_mut(&key) {
+            Some(entry) if entry.alive(now) => {
+                entry.last_seen = now;
+                Some(entry.session.clone())
+            }
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends a session (sign-out).
+    pub(crate) fn remove(&self, session_id: &str) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&digest(session_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_found_by_its_id_and_gone_after_sign_out() {
+        let sessions = Sessions::default();
+        let (id, created) = sessions.create("partner-1");
+        let found = sessions.get(&id).expect("live session");
+        assert_eq!(found.partner_id, "partner-1");
+        assert_eq!(found.csrf_token, created.csrf_token);
+        assert!(sessions.get("not-a-session").is_none());
+        sessions.remove(&id);
+        assert!(sessions.get(&id).is_none());
+    }
+
+    #[test]
+    fn every_session_gets_its_own_id_and_csrf_token() {
+        let sessions = Sessions::default();
+        let (a, sa) = sessions.create("partner-1");
+        let (b, sb) = sessions.create("partner-1");
+        assert_ne!(a, b);
+        assert_ne!(sa.csrf_token, sb.csrf_token);
+        assert_eq!(a.len(), 43, "256 bits in unpadded base64");
+    }
+
+    #[test]
+    fn an_idle_session_expires() {
+        let sessions = Sessions::default();
+        let (id, _) = sessions.create("partner-1");
+        let later = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(1);
+        assert!(sessions.get_at(&id, later).is_none());
+        assert!(sessions.entries.lock().unwrap().is_empty(), "expired entries are dropped");
+    }
+
+    #[test]
+    fn an_active_session_still_ends_after_the_absolute_timeout() {
+        let sessions = Sessions::default();
+        let (id, _) = sessions.create("partner-1");
+        let start = Instant::now();
+        let step = IDLE_TIMEOUT / 2;
+        let mut now = start;
+        while now + step < start + ABSOLUTE_TIMEOUT {
+            now += step;
+            assert!(sessions.get_at(&id, now).is_some(), "used every {step:?}, the session stays");
+        }
+        // Seen less than the idle timeout ago, but signed in too long ago.
+        assert!(sessions.get_at(&id, start + ABSOLUTE_TIMEOUT + Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn tokens_are_compared_whole() {
+        assert!(tokens_match("abc", "abc"));
+        assert!(!tokens_match("abc", "abd"));
+        assert!(!tokens_match("abc", "ab"));
+        assert!(!tokens_match("abc", ""));
+    }
+}
