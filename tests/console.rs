@@ -179,9 +179,8 @@ async fn purchase_errors_are_shown_next_to_their_field_and_keep_what_was_typed()
     answer.assert_contains("id=\"quantity-error\"").assert_contains("aria-invalid=\"true\"");
     assert_eq!(answer.input("friendly_name"), "Too small", "the form keeps what was typed");
     assert!(!answer.html.contains("\"type\":"), "no problem JSON on the page");
-    let listed = app
-        .request(reqwest::Method::GET, "/v1/customers/cust-8/subscriptions", Some(PARTNER_1_KEY), None, &[])
-        .await;
+    let listed =
+        app.request(reqwest::Method::GET, "/v1/customers/cust-8/subscriptions", Some(PARTNER_1_KEY), None, &[]).await;
     assert_eq!(listed.status, StatusCode::NOT_FOUND, "nothing was bought");
     app.stop().await;
 }
@@ -260,10 +259,7 @@ async fn the_subscription_page_follows_the_lifecycle_and_its_changes_become_even
     };
     let (csrf, form_id, version) = fields(&active, &quantity_action);
     let refused = console
-        .post(
-            &quantity_action,
-            &[("csrf", &csrf), ("form_id", &form_id), ("version", &version), ("quantity", "900")],
-        )
+        .post(&quantity_action, &[("csrf", &csrf), ("form_id", &form_id), ("version", &version), ("quantity", "900")])
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     refused.assert_contains("id=\"quantity-error\"");
@@ -271,10 +267,7 @@ async fn the_subscription_page_follows_the_lifecycle_and_its_changes_become_even
 
     let (csrf, form_id, version) = fields(&refused, &quantity_action);
     let changed = console
-        .post(
-            &quantity_action,
-            &[("csrf", &csrf), ("form_id", &form_id), ("version", &version), ("quantity", "5")],
-        )
+        .post(&quantity_action, &[("csrf", &csrf), ("form_id", &form_id), ("version", &version), ("quantity", "5")])
         .await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
     let after = console.get(changed.location()).await;
@@ -306,8 +299,7 @@ async fn the_subscription_page_follows_the_lifecycle_and_its_changes_become_even
     late.assert_contains("disabled");
     let cancel_action = format!("{detail_path}/cancel");
     let (csrf, form_id, version) = fields(&late, &cancel_action);
-    let refused =
-        console.post(&cancel_action, &[("csrf", &csrf), ("form_id", &form_id), ("version", &version)]).await;
+    let refused = console.post(&cancel_action, &[("csrf", &csrf), ("form_id", &form_id), ("version", &version)]).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
     refused.assert_contains("id=\"cancel-error\"");
     app.stop().await;

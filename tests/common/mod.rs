@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod openapi;
+pub mod webdriver;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};

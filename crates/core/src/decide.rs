@@ -454,7 +454,10 @@ fn check_quantity(plan: &Plan, quantity: u32) -> Result<(), Rejection> {
     if !plan.allows_quantity(quantity) {
         return Err(invalid(
             "quantity",
-            format!("{quantity} is outside plan {}'s bounds {}..={}", plan.id, plan.min_quantity, plan.max_quantity),
+            format!(
+                "must be between {} and {} licenses for plan {} (asked for {quantity})",
+                plan.min_quantity, plan.max_quantity, plan.id
+            ),
         ));
     }
     Ok(())

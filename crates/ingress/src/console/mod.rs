@@ -240,7 +240,11 @@ async fn sign_in(
     }
     let Some(partner) = state.app.directory.partner_by_key(form.api_key.trim()) else {
         info!("console sign-in refused: unknown API key");
-        return sign_in_form(StatusCode::UNAUTHORIZED, &headers, Some("That API key is not valid. Check it and try again."));
+        return sign_in_form(
+            StatusCode::UNAUTHORIZED,
+            &headers,
+            Some("That API key is not valid. Check it and try again."),
+        );
     };
     let (session_id, _) = state.sessions.create(&partner.id);
     info!(partner_id = %partner.id, "console sign-in");
@@ -284,11 +288,7 @@ async fn customers(State(state): State<ConsoleState>, signed_in: SignedIn) -> Re
     }
 }
 
-async fn customer(
-    State(state): State<ConsoleState>,
-    signed_in: SignedIn,
-    Path(customer_id): Path<String>,
-) -> Response {
+async fn customer(State(state): State<ConsoleState>, signed_in: SignedIn, Path(customer_id): Path<String>) -> Response {
     let nav = signed_in.nav();
     let not_yours = "You have no customer with this ID.";
     let listed = async {
@@ -365,7 +365,8 @@ async fn purchase_page(
         ..Default::default()
     };
     let form_id = Uuid::new_v4().to_string();
-    let markup = pages::purchase(&signed_in.nav(), &signed_in.tokens(&form_id), &offers, &values, &FieldErrors::default());
+    let markup =
+        pages::purchase(&signed_in.nav(), &signed_in.tokens(&form_id), &offers, &values, &FieldErrors::default());
     page(StatusCode::OK, markup)
 }
 
@@ -395,10 +396,8 @@ async fn purchase(
     let partner = signed_in.partner();
     let customer_id = form.customer_id.trim().to_owned();
     let placed = async {
-        let (offer_id, plan_id) = form
-            .offer_plan
-            .split_once('/')
-            .ok_or_else(|| ApiError::invalid("offerId", "Choose an offer and plan"))?;
+        let (offer_id, plan_id) =
+            form.offer_plan.split_once('/').ok_or_else(|| ApiError::invalid("offerId", "Choose an offer and plan"))?;
         let quantity = forms::parse_count("quantity", "Quantity", &form.quantity)?;
         let request = OrderRequest {
             line_items: vec![LineItemRequest {
@@ -539,7 +538,7 @@ fn patch_for(action: &str, form: &forms::Change) -> Result<(SubscriptionPatch, S
         }
         "quantity" => {
             let typed = text(&form.quantity);
-            patch.quantity = Some(forms::parse_count("quantity", "Licenses", &typed)?);
+            patch.quantity = Some(forms::parse_count("quantity", "Quantity", &typed)?);
             typed
         }
         "auto-renew" => {
@@ -625,8 +624,12 @@ async fn change(
                     warn!(%error, "console change failed");
                 }
                 let submitted_field = if fallback == "cancel" { "reason" } else { fallback };
-                let feedback =
-                    Feedback { status, done: None, errors: &errors, submitted: Some((submitted_field, typed.as_str())) };
+                let feedback = Feedback {
+                    status,
+                    done: None,
+                    errors: &errors,
+                    submitted: Some((submitted_field, typed.as_str())),
+                };
                 render_subscription(&state, &signed_in, &customer_id, id, feedback).await
             }
         }

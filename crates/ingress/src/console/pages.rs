@@ -46,7 +46,7 @@ button:disabled{background:#ccc;border-color:#ccc;color:#555;cursor:not-allowed}
 .hint{color:#555;font-size:.9rem;margin:.25rem 0}
 code{word-break:break-all}
 ol.timeline{padding-left:1.25rem}ol.timeline li{margin:.5rem 0}
-@media (max-width:40rem){th.optional,td.optional{display:none}dl{grid-template-columns:1fr}}
+@media (max-width:40rem){th.optional,td.optional{display:none}dl{grid-template-columns:1fr}td{overflow-wrap:anywhere}main{padding:.5rem}}
 "#;
 
 /// Who is signed in, for the page header.
@@ -533,7 +533,7 @@ pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscr
                         button type="submit" { "Save nickname" }
                     }))
                     (change_form(&base, "quantity", tokens, &etag, html! {
-                        label for="quantity" { "Licenses" }
+                        label for="quantity" { "Quantity (licenses)" }
                         p.hint id="quantity-hint" { "This plan allows " (min) " to " (max) " licenses." }
                         input id="quantity" name="quantity" type="number" min=(min) max=(max)
                             value=(kept("quantity", s.quantity.to_string())) required
