@@ -18,4 +18,4 @@ fi
 cargo test --workspace --locked "$@"
 
 echo "== browser test (headless Chromium): screenshots in target/tmp/console-screenshots/"
-cargo test --locked --test console_browser -- --ignored
+cargo test --workspace --locked --test console_browser -- --ignored
