@@ -85,7 +85,7 @@ async fn signing_in_sets_a_strict_http_only_session_cookie_and_signing_out_ends_
 async fn behind_tls_the_session_cookie_is_secure() {
     let app = TestApp::spawn().await;
     let mut console = Console::new(&app.base);
-    console.extra_headers.push(("x-forwarded-proto", "https"));
+    console.extra_headers.push(("x-forwarded-proto", "https, http"));
     let answer = console.sign_in(PARTNER_1_KEY).await;
     let cookie = answer.set_cookies().into_iter().find(|c| c.starts_with(SESSION_COOKIE)).unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
@@ -319,5 +319,73 @@ async fn the_console_answers_html_not_problem_json_for_unknown_pages() {
     // The API next door still answers problem+json.
     let api = app.request(reqwest::Method::GET, "/v1/nowhere", Some(PARTNER_1_KEY), None, &[]).await;
     assert_eq!(api.header("content-type"), Some("application/problem+json"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_methods_unreadable_addresses_and_forms_get_pages_not_json() {
+    let app = TestApp::spawn().await;
+    let mut console = signed_in(&app, PARTNER_1_KEY).await;
+    for (page, expected) in [
+        (console.get("/console/sign-out").await, StatusCode::METHOD_NOT_ALLOWED),
+        (console.get("/console/customers/%FF").await, StatusCode::BAD_REQUEST),
+        (console.post("/console/customers", &[]).await, StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        assert_eq!(page.status, expected, "{}", page.html);
+        assert!(page.header("content-type").unwrap().starts_with("text/html"), "{expected}: {:?}", page.headers);
+        assert!(!page.html.contains("problem"), "{}", page.html);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_id_that_urls_would_resolve_away_is_refused_next_to_its_field() {
+    let app = TestApp::spawn().await;
+    let mut console = signed_in(&app, PARTNER_1_KEY).await;
+    let form = console.get("/console/purchase").await;
+    let answer = console
+        .post(
+            "/console/purchase",
+            &[
+                ("csrf", &form.input("csrf")),
+                ("form_id", &form.input("form_id")),
+                ("customer_id", ".."),
+                ("offer_plan", "contoso-crm/standard"),
+                ("quantity", "3"),
+                ("term", "P1M"),
+                ("billing_cycle", "monthly"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.html);
+    answer.assert_contains("id=\"customer_id-error\"");
+    assert!(!console.get("/console/customers").await.html.contains("/console/customers/.."), "nothing was bought");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_planted_second_session_cookie_or_a_new_sign_in_ends_the_old_session() {
+    let app = TestApp::spawn().await;
+    let mut victim = signed_in(&app, PARTNER_1_KEY).await;
+    let attacker = signed_in(&app, PARTNER_2_KEY).await;
+    let (victim_id, attacker_id) =
+        (victim.cookie(SESSION_COOKIE).unwrap().to_owned(), attacker.cookie(SESSION_COOKIE).unwrap().to_owned());
+    let both = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/console/customers", app.base))
+        .header("cookie", format!("{SESSION_COOKIE}={attacker_id}; {SESSION_COOKIE}={victim_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), StatusCode::SEE_OTHER, "two session cookies: neither is trusted");
+    assert_eq!(both.headers()["location"], "/console/sign-in");
+
+    // Signing in again in the same browser (here as another partner) ends the first session.
+    let again = victim.sign_in(PARTNER_2_KEY).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    victim.set_cookie(SESSION_COOKIE, &victim_id);
+    assert_eq!(victim.get("/console/customers").await.location(), "/console/sign-in");
     app.stop().await;
 }

@@ -51,15 +51,18 @@ pub(crate) struct LineItemRequest {
 
 /// Checks a customer id from the path: the partner's own identifier for its customer.
 pub(crate) fn check_customer_id(raw: &str) -> Result<(), ApiError> {
+    // "." and ".." would be path segments that URLs resolve away (links to the customer break).
     let valid = !raw.is_empty()
         && raw.len() <= 128
+        && raw != "."
+        && raw != ".."
         && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if valid {
         Ok(())
     } else {
         Err(ApiError::BadRequest {
             field: "customerId".into(),
-            message: "must be 1 to 128 letters, digits, '-', '_' or '.'".into(),
+            message: "must be 1 to 128 letters, digits, '-', '_' or '.' (and not just \".\" or \"..\")".into(),
         })
     }
 }

@@ -28,7 +28,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use forms::FieldErrors;
@@ -69,6 +69,8 @@ pub(crate) fn router(app: AppState) -> Router<AppState> {
         .route("/customers/{customer_id}/subscriptions/{id}/{action}", post(change))
         .route("/purchase", get(purchase_page).post(purchase))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(html_errors))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -94,21 +96,35 @@ fn page(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
+/// The value of cookie `name`. A name sent twice counts as absent: a second cookie of the same
+/// name can only have been planted (by a sibling host, say) to switch the browser into another
+/// session, and which one the browser sends first depends on paths the attacker chose.
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
-/// Whether the browser reached us over TLS (directly or through a proxy that says so), which
-/// decides the cookies' `Secure` flag.
+/// Whether the browser reached us over TLS, which decides the cookies' `Secure` flag. The
+/// service itself speaks plain HTTP, so TLS is always terminated by a proxy in front of it; the
+/// proxy says so with `X-Forwarded-Proto` or `Forwarded: proto=` (the first, client-side hop
+/// counts when proxies are chained).
 fn over_tls(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"))
+    let first_hop =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).map(str::trim);
+    let forwarded_proto = first_hop("x-forwarded-proto");
+    let forwarded = first_hop("forwarded").and_then(|hop| {
+        hop.split(';').filter_map(|p| p.trim().split_once('=')).find(|(k, _)| k.eq_ignore_ascii_case("proto"))
+    });
+    forwarded_proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+        || forwarded.is_some_and(|(_, p)| p.trim_matches('"').eq_ignore_ascii_case("https"))
 }
 
 fn set_cookie(response: &mut Response, name: &str, value: &str, path: &str, max_age_secs: u64, secure: bool) {
@@ -119,8 +135,11 @@ fn set_cookie(response: &mut Response, name: &str, value: &str, path: &str, max_
     }
 }
 
+/// A 303 to `to` (a path built from checked ids). Unlike `Redirect::to`, never panics: a path
+/// that cannot be a header value sends the browser to the customer list instead.
 fn see_other(to: &str) -> Response {
-    Redirect::to(to).into_response()
+    let location = HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/console/customers"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
 /// A signed-in partner. Taking it in a handler makes the route require a session; without one
@@ -177,6 +196,17 @@ fn not_found_page(nav: Option<&Nav<'_>>, what: &str) -> Response {
     page(StatusCode::NOT_FOUND, pages::error(nav, "Not found", what))
 }
 
+async fn method_not_allowed() -> Response {
+    page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        pages::error(
+            None,
+            "This page cannot do that",
+            "This address is for a form; open the page it belongs to instead.",
+        ),
+    )
+}
+
 async fn not_found() -> Response {
     not_found_page(None, "There is no page at this address.")
 }
@@ -195,10 +225,31 @@ fn read_failure(nav: &Nav<'_>, error: ApiError, what: &str) -> Response {
 }
 
 fn bad_form(nav: Option<&Nav<'_>>, rejection: FormRejection) -> Response {
+    info!(rejection = %rejection.body_text(), "console form unreadable");
     page(
         StatusCode::BAD_REQUEST,
-        pages::error(nav, "The form could not be read", &format!("Nothing was changed: {}.", rejection.body_text())),
+        pages::error(
+            nav,
+            "The form could not be read",
+            "Nothing was changed. Open the page again and send the form from there.",
+        ),
     )
+}
+
+/// Errors axum answers by itself inside the console (an undecodable path segment, say) become
+/// HTML pages too, so a browser never shows a JSON or plain-text error document.
+async fn html_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_html = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_html || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (title, message) = match status {
+        StatusCode::NOT_FOUND => ("Not found", "There is no page at this address."),
+        s if s.is_server_error() => ("Something went wrong", "Something went wrong on our side; try again."),
+        _ => ("This address cannot be read", "The address is not one the console knows. Nothing was changed."),
+    };
+    page(status, pages::error(None, title, message))
 }
 
 async fn stylesheet() -> Response {
@@ -246,7 +297,20 @@ async fn sign_in(
             Some("That API key is not valid. Check it and try again."),
         );
     };
-    let (session_id, _) = state.sessions.create(&partner.id);
+    // Signing in again (perhaps as another partner) ends the browser's previous session.
+    if let Some(previous) = cookie(&headers, SESSION_COOKIE) {
+        state.sessions.remove(previous);
+    }
+    let Some((session_id, _)) = state.sessions.create(&partner.id) else {
+        warn!(partner_id = %partner.id, "console sign-in refused: the session table is full");
+        let mut response = sign_in_form(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &headers,
+            Some("Too many people are signed in right now. Try again in a few minutes."),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
+    };
     info!(partner_id = %partner.id, "console sign-in");
     let mut response = see_other("/console/customers");
     let secure = over_tls(&headers);
@@ -623,13 +687,12 @@ async fn change(
                 if status.is_server_error() {
                     warn!(%error, "console change failed");
                 }
+                // After a stale page (412) or a reused form, the page shows the current values
+                // as its message says; otherwise it keeps what was typed, to be corrected.
+                let stale = matches!(error, ApiError::PreconditionFailed { .. } | ApiError::IdempotencyKeyReused(_));
                 let submitted_field = if fallback == "cancel" { "reason" } else { fallback };
-                let feedback = Feedback {
-                    status,
-                    done: None,
-                    errors: &errors,
-                    submitted: Some((submitted_field, typed.as_str())),
-                };
+                let submitted = (!stale).then_some((submitted_field, typed.as_str()));
+                let feedback = Feedback { status, done: None, errors: &errors, submitted };
                 render_subscription(&state, &signed_in, &customer_id, id, feedback).await
             }
         }

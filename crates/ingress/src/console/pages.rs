@@ -337,7 +337,14 @@ pub(crate) fn purchase(
         }
     }
     let plan_refs: Vec<(&str, &str)> = plan_options.iter().map(|(v, t)| (v.as_str(), t.as_str())).collect();
-    let terms = [("P1M", "1 month"), ("P1Y", "1 year"), ("P2Y", "2 years"), ("P3Y", "3 years")];
+    let terms = [
+        ("P1M", "1 month"),
+        ("P1Y", "1 year"),
+        ("P2Y", "2 years"),
+        ("P3Y", "3 years"),
+        ("P4Y", "4 years"),
+        ("P5Y", "5 years"),
+    ];
     let cycles = [("monthly", "Monthly"), ("annual", "Annual"), ("oneTime", "One time")];
     layout(
         "Buy a subscription",
@@ -546,7 +553,7 @@ pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscr
                         p id="auto-renew-state" { "Auto-renew is " strong { @if s.auto_renew { "on" } @else { "off" } } "." }
                         input type="hidden" name="auto_renew" value=(if s.auto_renew { "false" } else { "true" });
                         (field_error(errors, "auto_renew"))
-                        button type="submit" aria-describedby="auto-renew-state" {
+                        button type="submit" aria-describedby=[described_by(errors, "auto_renew", Some("auto-renew-state"))] {
                             @if s.auto_renew { "Turn auto-renew off" } @else { "Turn auto-renew on" }
                         }
                     }))
@@ -561,16 +568,21 @@ pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscr
                                 "You can cancel with a full refund until " (date_time(&s.cancellation_allowed_until)) "."
                             }
                             label for="reason" { "Reason (optional)" }
-                            input id="reason" name="reason" type="text" value=(kept("reason", String::new()));
+                            input id="reason" name="reason" type="text" value=(kept("reason", String::new()))
+                                aria-invalid=[errors.get("cancel").map(|_| "true")]
+                                aria-describedby=[described_by(errors, "cancel", None)];
                             (field_error(errors, "cancel"))
-                            button.danger type="submit" aria-describedby="cancel-hint" { "Cancel subscription" }
+                            button.danger type="submit" aria-describedby=[described_by(errors, "cancel", Some("cancel-hint"))] {
+                                "Cancel subscription"
+                            }
                         } @else {
                             p.hint id="cancel-hint" {
                                 "Cancellation is no longer possible: the cancellation window closed on "
                                 (date_time(&s.cancellation_allowed_until)) "."
                             }
                             (field_error(errors, "cancel"))
-                            button.danger type="submit" disabled aria-describedby="cancel-hint" { "Cancel subscription" }
+                            button.danger type="submit" disabled
+                                aria-describedby=[described_by(errors, "cancel", Some("cancel-hint"))] { "Cancel subscription" }
                         }
                     }))
                 }

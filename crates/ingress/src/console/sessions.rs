@@ -20,9 +20,13 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// A session ends this long after sign-in, however active.
 pub(crate) const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(8 * 60 * 60);
 
-/// Most sessions kept at once; past it the oldest are dropped (bounded memory under a flood of
-/// sign-ins).
+/// Most sessions kept at once (bounded memory under a flood of sign-ins). When full of live
+/// sessions, new sign-ins are refused rather than evicting anybody else's session.
 const MAX_SESSIONS: usize = 10_000;
+
+/// Most live sessions per partner; a partner's further sign-in ends its own oldest session,
+/// so one partner can neither fill the table nor sign other partners out.
+pub(crate) const MAX_SESSIONS_PER_PARTNER: usize = 20;
 
 /// 32 random bytes, URL-safe base64: session ids and CSRF tokens.
 pub(crate) fn random_token() -> String {
@@ -68,22 +72,30 @@ fn digest(session_id: &str) -> [u8; 32] {
 }
 
 impl Sessions {
-    /// Starts a session for `partner_id`; returns the id for the cookie.
-    pub(crate) fn create(&self, partner_id: &str) -> (String, Session) {
+    /// Starts a session for `partner_id`; returns the id for the cookie, or `None` when the
+    /// table is full of other partners' live sessions.
+    pub(crate) fn create(&self, partner_id: &str) -> Option<(String, Session)> {
         let id = random_token();
         let session = Session { partner_id: partner_id.to_owned(), csrf_token: random_token() };
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_SESSIONS {
-            entries.retain(|_, e| e.alive(now));
-        }
-        if entries.len() >= MAX_SESSIONS {
-            if let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.signed_in_at).map(|(k, _)| *k) {
-                entries.remove(&oldest);
+        entries.retain(|_, e| e.alive(now));
+        let mut own: Vec<([u8; 32], Instant)> = entries
+            .iter()
+            .filter(|(_, e)| e.session.partner_id == partner_id)
+            .map(|(k, e)| (*k, e.signed_in_at))
+            .collect();
+        if own.len() >= MAX_SESSIONS_PER_PARTNER {
+            own.sort_by_key(|(_, at)| *at);
+            for (key, _) in &own[..=own.len() - MAX_SESSIONS_PER_PARTNER] {
+                entries.remove(key);
             }
         }
+        if entries.len() >= MAX_SESSIONS {
+            return None;
+        }
         entries.insert(digest(&id), Entry { session: session.clone(), signed_in_at: now, last_seen: now });
-        (id, session)
+        Some((id, session))
     }
 
     /// The live session behind a cookie value, refreshing its idle timer.
@@ -120,7 +132,7 @@ mod tests {
     #[test]
     fn a_session_is_found_by_its_id_and_gone_after_sign_out() {
         let sessions = Sessions::default();
-        let (id, created) = sessions.create("partner-1");
+        let (id, created) = sessions.create("partner-1").unwrap();
         let found = sessions.get(&id).expect("live session");
         assert_eq!(found.partner_id, "partner-1");
         assert_eq!(found.csrf_token, created.csrf_token);
@@ -132,8 +144,8 @@ mod tests {
     #[test]
     fn every_session_gets_its_own_id_and_csrf_token() {
         let sessions = Sessions::default();
-        let (a, sa) = sessions.create("partner-1");
-        let (b, sb) = sessions.create("partner-1");
+        let (a, sa) = sessions.create("partner-1").unwrap();
+        let (b, sb) = sessions.create("partner-1").unwrap();
         assert_ne!(a, b);
         assert_ne!(sa.csrf_token, sb.csrf_token);
         assert_eq!(a.len(), 43, "256 bits in unpadded base64");
@@ -142,7 +154,7 @@ mod tests {
     #[test]
     fn an_idle_session_expires() {
         let sessions = Sessions::default();
-        let (id, _) = sessions.create("partner-1");
+        let (id, _) = sessions.create("partner-1").unwrap();
         let later = Instant::now() + IDLE_TIMEOUT + Duration::from_secs(1);
         assert!(sessions.get_at(&id, later).is_none());
         assert!(sessions.entries.lock().unwrap().is_empty(), "expired entries are dropped");
@@ -151,7 +163,7 @@ mod tests {
     #[test]
     fn an_active_session_still_ends_after_the_absolute_timeout() {
         let sessions = Sessions::default();
-        let (id, _) = sessions.create("partner-1");
+        let (id, _) = sessions.create("partner-1").unwrap();
         let start = Instant::now();
         let step = IDLE_TIMEOUT / 2;
         let mut now = start;
@@ -161,6 +173,19 @@ mod tests {
         }
         // Seen less than the idle timeout ago, but signed in too long ago.
         assert!(sessions.get_at(&id, start + ABSOLUTE_TIMEOUT + Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn a_partner_signing_in_again_and_again_ends_only_its_own_oldest_sessions() {
+        let sessions = Sessions::default();
+        let (other, _) = sessions.create("partner-2").unwrap();
+        let (first, _) = sessions.create("partner-1").unwrap();
+        for _ in 0..MAX_SESSIONS_PER_PARTNER {
+            sessions.create("partner-1").unwrap();
+        }
+        assert!(sessions.get(&first).is_none(), "partner 1's oldest session made room");
+        assert!(sessions.get(&other).is_some(), "partner 2 stays signed in");
+        assert_eq!(sessions.entries.lock().unwrap().len(), MAX_SESSIONS_PER_PARTNER + 1);
     }
 
     #[test]
