@@ -17,26 +17,26 @@ async fn signed_in(app: &TestApp, key: &str) -> Console {
     console
 }
 
-/// Buys through the console's purchase form; returns the confirmation page's path.
-async fn buy(console: &mut Console, customer: &str, quantity: &str) -> String {
+/// Opens the purchase form and sends it with `fields` (plus its CSRF token and form id).
+async fn send_purchase(console: &mut Console, fields: &[(&str, &str)]) -> common::console::Page {
     let form = console.get("/console/purchase").await;
     assert_eq!(form.status, StatusCode::OK);
-    let answer = console
-        .post(
-            "/console/purchase",
-            &[
-                ("csrf", &form.input("csrf")),
-                ("form_id", &form.input("form_id")),
-                ("customer_id", customer),
-                ("offer_plan", "contoso-crm/standard"),
-                ("quantity", quantity),
-                ("term", "P1M"),
-                ("billing_cycle", "monthly"),
-                ("friendly_name", "Sales CRM"),
-                ("mpn_id", ""),
-            ],
-        )
-        .await;
+    let (csrf, form_id) = (form.input("csrf"), form.input("form_id"));
+    let mut all =
+        vec![("csrf", csrf.as_str()), ("form_id", form_id.as_str()), ("term", "P1M"), ("billing_cycle", "monthly")];
+    all.extend_from_slice(fields);
+    console.post("/console/purchase", &all).await
+}
+
+/// Buys through the console's purchase form; returns the confirmation page's path.
+async fn buy(console: &mut Console, customer: &str, quantity: &str) -> String {
+    let fields = [
+        ("customer_id", customer),
+        ("offer_plan", "contoso-crm/standard"),
+        ("quantity", quantity),
+        ("friendly_name", "Sales CRM"),
+    ];
+    let answer = send_purchase(console, &fields).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.html);
     answer.location().to_owned()
 }
@@ -157,23 +157,13 @@ async fn a_console_purchase_is_the_partner_api_purchase_and_a_double_submit_buys
 async fn purchase_errors_are_shown_next_to_their_field_and_keep_what_was_typed() {
     let app = TestApp::spawn().await;
     let mut console = signed_in(&app, PARTNER_1_KEY).await;
-    let form = console.get("/console/purchase").await;
-    let answer = console
-        .post(
-            "/console/purchase",
-            &[
-                ("csrf", &form.input("csrf")),
-                ("form_id", &form.input("form_id")),
-                ("customer_id", "cust-8"),
-                ("offer_plan", "contoso-crm/gold"),
-                ("quantity", "2"),
-                ("term", "P1M"),
-                ("billing_cycle", "monthly"),
-                ("friendly_name", "Too small"),
-                ("mpn_id", ""),
-            ],
-        )
-        .await;
+    let fields = [
+        ("customer_id", "cust-8"),
+        ("offer_plan", "contoso-crm/gold"),
+        ("quantity", "2"),
+        ("friendly_name", "Too small"),
+    ];
+    let answer = send_purchase(&mut console, &fields).await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(answer.header("content-type").unwrap().starts_with("text/html"), "never raw JSON");
     answer.assert_contains("id=\"quantity-error\"").assert_contains("aria-invalid=\"true\"");
@@ -342,21 +332,8 @@ async fn wrong_methods_unreadable_addresses_and_forms_get_pages_not_json() {
 async fn a_customer_id_that_urls_would_resolve_away_is_refused_next_to_its_field() {
     let app = TestApp::spawn().await;
     let mut console = signed_in(&app, PARTNER_1_KEY).await;
-    let form = console.get("/console/purchase").await;
-    let answer = console
-        .post(
-            "/console/purchase",
-            &[
-                ("csrf", &form.input("csrf")),
-                ("form_id", &form.input("form_id")),
-                ("customer_id", ".."),
-                ("offer_plan", "contoso-crm/standard"),
-                ("quantity", "3"),
-                ("term", "P1M"),
-                ("billing_cycle", "monthly"),
-            ],
-        )
-        .await;
+    let fields = [("customer_id", ".."), ("offer_plan", "contoso-crm/standard"), ("quantity", "3")];
+    let answer = send_purchase(&mut console, &fields).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.html);
     answer.assert_contains("id=\"customer_id-error\"");
     assert!(!console.get("/console/customers").await.html.contains("/console/customers/.."), "nothing was bought");

@@ -143,6 +143,30 @@ pub(crate) struct SignIn {
     pub(crate) api_key: String,
 }
 
+/// A form sent by a signed-in page, which must carry the session's CSRF token.
+pub(crate) trait SessionForm {
+    /// The CSRF token the form carried.
+    fn csrf(&self) -> &str;
+}
+
+impl SessionForm for SignOut {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl SessionForm for Purchase {
+    fn csrf(&self) -> &str {
+        &self.tokens.csrf
+    }
+}
+
+impl SessionForm for Change {
+    fn csrf(&self) -> &str {
+        &self.tokens.csrf
+    }
+}
+
 /// The sign-out form.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SignOut {

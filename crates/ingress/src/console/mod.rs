@@ -163,6 +163,19 @@ impl SignedIn {
         FormTokens { csrf_token: &self.session.csrf_token, form_id }
     }
 
+    /// A signed-in page's form, read and checked: the page answering an unreadable form or one
+    /// whose CSRF token is not this session's comes back as the error.
+    fn accept<T: forms::SessionForm>(&self, form: Result<Form<T>, FormRejection>) -> Result<T, Box<Response>> {
+        let form = match form {
+            Ok(Form(form)) => form,
+            Err(rejection) => return Err(Box::new(bad_form(Some(&self.nav()), rejection))),
+        };
+        match self.csrf_refusal(form.csrf()) {
+            Some(refused) => Err(Box::new(refused)),
+            None => Ok(form),
+        }
+    }
+
     /// The refusal of a form whose CSRF token is not this session's (`None`: the form is ours).
     fn csrf_refusal(&self, submitted: &str) -> Option<Response> {
         if tokens_match(&self.session.csrf_token, submitted) {
@@ -325,12 +338,8 @@ async fn sign_out(
     headers: HeaderMap,
     form: Result<Form<forms::SignOut>, FormRejection>,
 ) -> Response {
-    let form = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) => return bad_form(Some(&signed_in.nav()), rejection),
-    };
-    if let Some(refused) = signed_in.csrf_refusal(&form.csrf) {
-        return refused;
+    if let Err(refused) = signed_in.accept(form) {
+        return *refused;
     }
     state.sessions.remove(&signed_in.session_id);
     info!(partner_id = %signed_in.session.partner_id, "console sign-out");
@@ -450,13 +459,10 @@ async fn purchase(
     form: Result<Form<forms::Purchase>, FormRejection>,
 ) -> Response {
     let nav = signed_in.nav();
-    let form = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) => return bad_form(Some(&nav), rejection),
+    let form = match signed_in.accept(form) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = signed_in.csrf_refusal(&form.tokens.csrf) {
-        return refused;
-    }
     let partner = signed_in.partner();
     let customer_id = form.customer_id.trim().to_owned();
     let placed = async {
@@ -638,13 +644,10 @@ async fn change(
     form: Result<Form<forms::Change>, FormRejection>,
 ) -> Response {
     let nav = signed_in.nav();
-    let form = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) => return bad_form(Some(&nav), rejection),
+    let form = match signed_in.accept(form) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
     };
-    if let Some(refused) = signed_in.csrf_refusal(&form.tokens.csrf) {
-        return refused;
-    }
     let (Ok(id), Some(_)) = (raw_id.parse::<SubscriptionId>(), done_message(&action)) else {
         return not_found_page(Some(&nav), "There is no such change for this subscription.");
     };
