@@ -9,11 +9,14 @@
 //! [`ReadModels`] is the query side the HTTP layer uses; [`SqliteReadModel`] implements it for
 //! the embedded mode. [`run_projector`] is the loop that keeps a store caught up with a log.
 
+mod batch;
 mod error;
+mod postgres;
 mod runner;
 mod sqlite;
 
 pub use error::ProjectorError;
+pub use postgres::{redact_url, PostgresOptions, PostgresReadModel};
 pub use runner::{run_projector, ProjectorHandle};
 pub use sqlite::SqliteReadModel;
 

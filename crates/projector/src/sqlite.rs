@@ -1,11 +1,14 @@
 //! Read models in SQLite for the embedded mode (`<data-dir>/read_model.sqlite`).
 
+use crate::batch::{
+    encode_state, fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch, OutboxRow,
+    RejectedRow,
+};
 use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
 use async_trait::async_trait;
-use fulfillment_core::{apply, Effect, Subscription, SubscriptionId};
+use fulfillment_core::{Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
 use futures_util::TryStreamExt;
-use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use std::collections::HashMap;
@@ -63,10 +66,6 @@ impl SqliteReadModel {
     }
 }
 
-fn parse_state(json: &str) -> Result<Subscription, ProjectorError> {
-    serde_json::from_str(json).map_err(|e| ProjectorError::Corrupt(e.to_string()))
-}
-
 /// Rows per multi-row statement: well under SQLite's limit of 32,766 bound parameters, and big
 /// enough that a batch costs a handful of statements rather than several per event (each
 /// statement is a round trip to sqlx's SQLite worker thread).
@@ -97,10 +96,7 @@ async fn load_states(
 /// Upserts `subscriptions` (the rows and the folded state).
 async fn save_states(tx: &mut Transaction<'_, Sqlite>, subscriptions: &[&Subscription]) -> Result<(), ProjectorError> {
     for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
-        let encoded = chunk
-            .iter()
-            .map(|s| serde_json::to_string(s).map_err(|e| ProjectorError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let encoded = chunk.iter().map(|s| encode_state(s)).collect::<Result<Vec<_>, _>>()?;
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO subscriptions (subscription_id, partner_id, customer_id, publisher_id, offer_id, order_id,
                                         status, version, purchased_at, updated_at, state, authorization_code) ",
@@ -129,15 +125,6 @@ async fn save_states(tx: &mut Transaction<'_, Sqlite>, subscriptions: &[&Subscri
     Ok(())
 }
 
-/// A billing outbox row waiting to be written.
-struct OutboxRow {
-    billing_event_id: String,
-    subscription_id: String,
-    event_type: &'static str,
-    log_position: i64,
-    payload: String,
-}
-
 /// Appends outbox rows in fold order, so their feed sequence is the same at every replay.
 async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, rows: Vec<OutboxRow>) -> Result<(), ProjectorError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -158,20 +145,17 @@ async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, rows: Vec<OutboxRow>) -
 }
 
 /// Records events the fold rejected.
-async fn insert_rejected(
-    tx: &mut Transaction<'_, Sqlite>,
-    rows: Vec<(i64, String, String, String, String)>,
-) -> Result<(), ProjectorError> {
+async fn insert_rejected(tx: &mut Transaction<'_, Sqlite>, rows: Vec<RejectedRow>) -> Result<(), ProjectorError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(
             "INSERT INTO rejected_events (position, event_id, subscription_id, code, reason) ",
         );
-        query.push_values(chunk, |mut row, (position, event_id, subscription_id, code, reason)| {
-            row.push_bind(*position)
-                .push_bind(event_id.clone())
-                .push_bind(subscription_id.clone())
-                .push_bind(code.clone())
-                .push_bind(reason.clone());
+        query.push_values(chunk, |mut row, r| {
+            row.push_bind(r.position)
+                .push_bind(r.event_id.clone())
+                .push_bind(r.subscription_id.clone())
+                .push_bind(r.code.clone())
+                .push_bind(r.reason.clone());
         });
         query.push(" ON CONFLICT (position) DO NOTHING");
         query.build().execute(&mut **tx).await?;
@@ -204,41 +188,9 @@ impl ReadModels for SqliteReadModel {
                 return Err(ProjectorError::Gap { position: start, first: first.position });
             }
         }
-        let mut ids: Vec<SubscriptionId> = events.iter().map(|e| e.envelope.subscription_id).collect();
-        ids.sort();
-        ids.dedup();
+        let ids = touched_subscriptions(events);
         let mut states = load_states(&mut tx, &ids).await?;
-        let mut outbox = Vec::new();
-        let mut rejected = Vec::new();
-        for stored_event in events {
-            let envelope = &stored_event.envelope;
-            let id = envelope.subscription_id;
-            let state = states.remove(&id).flatten();
-            let (state, effects) = apply(state, envelope);
-            for effect in effects {
-                match effect {
-                    Effect::Billing(billing) => outbox.push(OutboxRow {
-                        billing_event_id: billing.id.to_string(),
-                        subscription_id: id.to_string(),
-                        event_type: billing.kind.type_name(),
-                        log_position: stored_event.position as i64,
-                        payload: serde_json::to_string(&billing).map_err(|e| ProjectorError::Corrupt(e.to_string()))?,
-                    }),
-                    Effect::Rejected { event_id, reason, code } => {
-                        warn!(subscription_id = %id, event_id = %event_id, position = stored_event.position, %code, %reason, "event rejected by the fold");
-                        rejected.push((
-                            stored_event.position as i64,
-                            event_id.to_string(),
-                            id.to_string(),
-                            code,
-                            reason,
-                        ));
-                    }
-                    Effect::Duplicate { .. } => {}
-                }
-            }
-            states.insert(id, state);
-        }
+        let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
         let changed: Vec<&Subscription> = states.values().flatten().collect();
         save_states(&mut tx, &changed).await?;
         insert_outbox(&mut tx, outbox).await?;
@@ -382,8 +334,8 @@ impl ReadModels for SqliteReadModel {
     }
 
     async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {
-        let mut fingerprint = Fingerprint { position: self.position().await?, ..Fingerprint::default() };
-        let mut per_subscription: std::collections::BTreeMap<String, Sha256> = Default::default();
+        let position = self.position().await?;
+        let mut builder = FingerprintBuilder::default();
         // (table, query whose first column is the subscription id, in a deterministic order)
         let tables = [
             ("subscriptions", "SELECT subscription_id, state FROM subscriptions ORDER BY subscription_id"),
@@ -399,24 +351,13 @@ impl ReadModels for SqliteReadModel {
             ),
         ];
         for (table, query) in tables {
-            let mut table_hash = Sha256::new();
             let mut rows = sqlx::query_as::<_, (String, String)>(query).fetch(&self.pool);
             while let Some((subscription, row)) = rows.try_next().await? {
-                table_hash.update(subscription.as_bytes());
-                table_hash.update(b"\t");
-                table_hash.update(row.as_bytes());
-                table_hash.update(b"\n");
-                let h = per_subscription.entry(subscription).or_default();
-                h.update(table.as_bytes());
-                h.update(b"\t");
-                h.update(row.as_bytes());
-                h.update(b"\n");
+                builder.row(table, subscription, &row);
             }
-            fingerprint.tables.insert(table.to_owned(), format!("{:x}", table_hash.finalize()));
+            builder.end_table(table);
         }
-        fingerprint.subscriptions =
-            per_subscription.into_iter().map(|(k, h)| (k, format!("{:x}", h.finalize()))).collect();
-        Ok(fingerprint)
+        Ok(builder.finish(position))
     }
 
     async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ProjectorError> {
@@ -434,14 +375,7 @@ impl ReadModels for SqliteReadModel {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
-        let parse = |text: &str| {
-            serde_json::from_str::<serde_json::Value>(text).unwrap_or(serde_json::Value::String(text.into()))
-        };
-        Ok(serde_json::json!({
-            "state": state.as_deref().map(parse),
-            "billingEvents": billing.iter().map(|b| parse(b)).collect::<Vec<_>>(),
-            "rejectedEvents": rejected.iter().map(|(p, c)| serde_json::json!({"position": p, "code": c})).collect::<Vec<_>>(),
-        }))
+        Ok(crate::batch::rows_json(state.as_deref(), &billing, &rejected))
     }
 
     async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ProjectorError> {

@@ -1,0 +1,419 @@
+//! Read models in PostgreSQL (`--database-url`): the store several ingress processes can
+//! query while one projector writes it. Same tables, same fold, same fingerprints as the
+//! SQLite store; batches are serialized by locking the projector's position row.
+
+use crate::batch::{
+    encode_state, fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch, OutboxRow,
+    RejectedRow,
+};
+use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fulfillment_core::{Subscription, SubscriptionId};
+use fulfillment_log::StoredEvent;
+use futures_util::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+use tracing::warn;
+use uuid::Uuid;
+
+/// Name of the projector row in `projector_positions`.
+const PROJECTOR: &str = "subscriptions";
+
+/// Rows per multi-row statement: 12 parameters per subscription row stays far below
+/// PostgreSQL's 65,535 bound parameters per statement.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// How to reach PostgreSQL. The URL may carry a password, so `Debug` never shows it.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// `postgres://user[:password]@host:port/database`.
+    pub url: String,
+    /// Upper bound of pooled connections (per process).
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before it fails (and is retried by the
+    /// projector, or answered 503 by the ingress).
+    pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
+/// The URL without its password, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparseable database url>".into();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// PostgreSQL-backed [`ReadModels`].
+#[derive(Clone)]
+pub struct PostgresReadModel {
+    pool: PgPool,
+}
+
+impl PostgresReadModel {
+    /// Connects and applies `migrations/postgres` (idempotent: applied migrations are skipped,
+    /// concurrent starts are serialized by sqlx's advisory lock).
+    pub async fn connect(options: &PostgresOptions) -> Result<Self, ProjectorError> {
+        let connect = PgConnectOptions::from_str(&options.url)?.application_name("fulfillment");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Self::migrate(&pool).await?;
+        Ok(PostgresReadModel { pool })
+    }
+
+    /// Applies the migrations `migrations/postgres` holds to `pool`'s database.
+    pub async fn migrate(pool: &PgPool) -> Result<(), ProjectorError> {
+        sqlx::migrate!("../../migrations/postgres").run(pool).await.map_err(|e| ProjectorError::Store(e.into()))
+    }
+
+    /// The pool, for tests and tools that inspect the tables.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for in-flight queries.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Loads the current state of every subscription in `ids`, locking their rows for the batch.
+async fn load_states(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[SubscriptionId],
+) -> Result<HashMap<SubscriptionId, Option<Subscription>>, ProjectorError> {
+    let mut states: HashMap<SubscriptionId, Option<Subscription>> = ids.iter().map(|id| (*id, None)).collect();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let keys: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
+        let rows: Vec<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = ANY($1)")
+            .bind(&keys)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in rows {
+            let state = parse_state(&row)?;
+            states.insert(state.id, Some(state));
+        }
+    }
+    Ok(states)
+}
+
+/// Upserts `subscriptions` (the rows and the folded state).
+async fn save_states(
+    tx: &mut Transaction<'_, Postgres>,
+    subscriptions: &[&Subscription],
+) -> Result<(), ProjectorError> {
+    for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
+        let encoded = chunk.iter().map(|s| encode_state(s)).collect::<Result<Vec<_>, _>>()?;
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO subscriptions (subscription_id, partner_id, customer_id, publisher_id, offer_id, order_id,
+                                        status, version, purchased_at, updated_at, state, authorization_code) ",
+        );
+        query.push_values(chunk.iter().zip(encoded), |mut row, (s, state)| {
+            row.push_bind(s.id.to_string())
+                .push_bind(s.partner_id.clone())
+                .push_bind(s.customer_id.clone())
+                .push_bind(s.publisher_id.clone())
+                .push_bind(s.offer_id.clone())
+                .push_bind(s.order_id.to_string())
+                .push_bind(s.status.partner_center_name())
+                .push_bind(s.version as i64)
+                .push_bind(s.purchased_at)
+                .push_bind(s.updated_at)
+                .push_bind(state)
+                .push_bind(s.authorization_code.clone());
+        });
+        query.push(
+            " ON CONFLICT (subscription_id) DO UPDATE SET
+                 status = excluded.status, version = excluded.version,
+                 updated_at = excluded.updated_at, state = excluded.state",
+        );
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Appends outbox rows in fold order, so their feed sequence follows the log.
+async fn insert_outbox(tx: &mut Transaction<'_, Postgres>, rows: Vec<OutboxRow>) -> Result<(), ProjectorError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO billing_outbox (billing_event_id, subscription_id, event_type, log_position, payload) ",
+        );
+        query.push_values(chunk, |mut row, r| {
+            row.push_bind(r.billing_event_id.clone())
+                .push_bind(r.subscription_id.clone())
+                .push_bind(r.event_type)
+                .push_bind(r.log_position)
+                .push_bind(r.payload.clone());
+        });
+        query.push(" ON CONFLICT (billing_event_id) DO NOTHING");
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Records events the fold rejected.
+async fn insert_rejected(tx: &mut Transaction<'_, Postgres>, rows: Vec<RejectedRow>) -> Result<(), ProjectorError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "INSERT INTO rejected_events (position, event_id, subscription_id, code, reason) ",
+        );
+        query.push_values(chunk, |mut row, r| {
+            row.push_bind(r.position)
+                .push_bind(r.event_id.clone())
+                .push_bind(r.subscription_id.clone())
+                .push_bind(r.code.clone())
+                .push_bind(r.reason.clone());
+        });
+        query.push(" ON CONFLICT (position) DO NOTHING");
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn states(rows: Vec<String>) -> Result<Vec<Subscription>, ProjectorError> {
+    rows.iter().map(|r| parse_state(r)).collect()
+}
+
+#[async_trait]
+impl ReadModels for PostgresReadModel {
+    async fn position(&self) -> Result<u64, ProjectorError> {
+        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = $1")
+            .bind(PROJECTOR)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.unwrap_or(0) as u64)
+    }
+
+    async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO projector_positions (projector, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+            .bind(PROJECTOR)
+            .execute(&mut *tx)
+            .await?;
+        // The row lock serializes batches: a second projector waits here, then sees the moved
+        // position and refuses its (now stale) batch instead of folding it twice.
+        let start: i64 = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = $1 FOR UPDATE")
+            .bind(PROJECTOR)
+            .fetch_one(&mut *tx)
+            .await?;
+        let start = start as u64;
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(start);
+        };
+        if first.position <= start {
+            return Err(ProjectorError::Gap { position: start, first: first.position });
+        }
+        let ids = touched_subscriptions(events);
+        let mut states = load_states(&mut tx, &ids).await?;
+        let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
+        let changed: Vec<&Subscription> = states.values().flatten().collect();
+        save_states(&mut tx, &changed).await?;
+        insert_outbox(&mut tx, outbox).await?;
+        insert_rejected(&mut tx, rejected).await?;
+        sqlx::query("UPDATE projector_positions SET position = $2 WHERE projector = $1")
+            .bind(PROJECTOR)
+            .bind(last.position as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(last.position)
+    }
+
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ProjectorError> {
+        let row: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_deref().map(parse_state).transpose()
+    }
+
+    async fn customer_subscriptions(
+        &self,
+        partner_id: &str,
+        customer_id: &str,
+    ) -> Result<Vec<Subscription>, ProjectorError> {
+        let rows = sqlx::query_scalar(
+            "SELECT state FROM subscriptions WHERE partner_id = $1 AND customer_id = $2
+             ORDER BY purchased_at, subscription_id",
+        )
+        .bind(partner_id)
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        states(rows)
+    }
+
+    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ProjectorError> {
+        let rows = sqlx::query(
+            "SELECT customer_id, COUNT(*) AS subscriptions,
+                    COUNT(*) FILTER (WHERE status = 'pending') AS action_needed,
+                    MAX(purchased_at) AS latest_purchase
+             FROM subscriptions WHERE partner_id = $1
+             GROUP BY customer_id ORDER BY latest_purchase DESC, customer_id",
+        )
+        .bind(partner_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let subscriptions: i64 = row.try_get("subscriptions")?;
+                let action_needed: i64 = row.try_get("action_needed")?;
+                let latest_purchase: DateTime<Utc> = row.try_get("latest_purchase")?;
+                Ok(CustomerSummary {
+                    customer_id: row.try_get("customer_id")?,
+                    subscriptions: subscriptions as u64,
+                    action_needed: action_needed as u64,
+                    latest_purchase,
+                })
+            })
+            .collect()
+    }
+
+    async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ProjectorError> {
+        let rows = sqlx::query_scalar("SELECT state FROM subscriptions WHERE partner_id = $1 AND order_id = $2")
+            .bind(partner_id)
+            .bind(order_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut subscriptions = states(rows)?;
+        subscriptions.sort_by_key(|s| s.line_item_number);
+        Ok(subscriptions)
+    }
+
+    async fn subscription_by_authorization_code(&self, code: &str) -> Result<Option<Subscription>, ProjectorError> {
+        // An ambiguous code resolves to nothing (see the SQLite store for why).
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM subscriptions WHERE authorization_code = $1 LIMIT 2")
+                .bind(code)
+                .fetch_all(&self.pool)
+                .await?;
+        match rows.as_slice() {
+            [only] => parse_state(only).map(Some),
+            [] => Ok(None),
+            _ => {
+                warn!("an authorization code is shared by several subscriptions; refusing to resolve it");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn publisher_subscriptions(
+        &self,
+        publisher_id: &str,
+        after: Option<SubscriptionId>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, ProjectorError> {
+        let rows = sqlx::query_scalar(
+            "SELECT state FROM subscriptions WHERE publisher_id = $1 AND subscription_id > $2
+             ORDER BY subscription_id LIMIT $3",
+        )
+        .bind(publisher_id)
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        states(rows)
+    }
+
+    async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ProjectorError> {
+        let rows = sqlx::query_as::<_, (i64, String)>(
+            "SELECT sequence, payload FROM billing_outbox WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+        )
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(sequence, payload)| {
+                let event = serde_json::from_str(&payload).map_err(|e| ProjectorError::Corrupt(e.to_string()))?;
+                Ok(BillingFeedEntry { sequence: sequence as u64, event })
+            })
+            .collect()
+    }
+
+    async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {
+        let position = self.position().await?;
+        let mut builder = FingerprintBuilder::default();
+        // The same row texts as the SQLite store's, so equal models give equal fingerprints.
+        let tables = [
+            ("subscriptions", "SELECT subscription_id, state FROM subscriptions ORDER BY subscription_id"),
+            (
+                "billing_outbox",
+                "SELECT subscription_id, concat_ws(' ', sequence, billing_event_id, event_type, log_position, payload)
+                 FROM billing_outbox ORDER BY sequence",
+            ),
+            (
+                "rejected_events",
+                "SELECT subscription_id, concat_ws(' ', position, event_id, code, reason)
+                 FROM rejected_events ORDER BY position",
+            ),
+        ];
+        for (table, query) in tables {
+            let mut rows = sqlx::query_as::<_, (String, String)>(query).fetch(&self.pool);
+            while let Some((subscription, row)) = rows.try_next().await? {
+                builder.row(table, subscription, &row);
+            }
+            builder.end_table(table);
+        }
+        Ok(builder.finish(position))
+    }
+
+    async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ProjectorError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let billing: Vec<String> =
+            sqlx::query_scalar("SELECT payload FROM billing_outbox WHERE subscription_id = $1 ORDER BY sequence")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        let rejected: Vec<(i64, String)> =
+            sqlx::query_as("SELECT position, code FROM rejected_events WHERE subscription_id = $1 ORDER BY position")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(crate::batch::rows_json(state.as_deref(), &billing, &rejected))
+    }
+
+    async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ProjectorError> {
+        let rows = sqlx::query_as::<_, (i64, String, String, String)>(
+            "SELECT position, event_id, code, reason FROM rejected_events WHERE subscription_id = $1 ORDER BY position",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(position, event_id, code, reason)| {
+                Ok(RejectedEvent {
+                    position: position as u64,
+                    event_id: event_id.parse().map_err(|e: uuid::Error| ProjectorError::Corrupt(e.to_string()))?,
+                    code,
+                    reason,
+                })
+            })
+            .collect()
+    }
+}
