@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
 # The project's test command (the README's second command, and what CI runs).
-# Embedded mode needs no external service: the tests start the real service on 127.0.0.1:0
-# with SQLite files in temporary directories. The console's browser test needs headless
-# Chromium and chromedriver (Debian's chromium and chromium-driver), installed here when
-# missing; plain `cargo test` skips that one test (it is #[ignore]d) and needs no browser.
+#
+# 1. Embedded mode: plain `cargo test` needs no external service (the tests start the real
+#    service on 127.0.0.1:0 with SQLite files in temporary directories).
+# 2. PostgreSQL read models: this machine's PostgreSQL (127.0.0.1:5432, user postgres, trust
+#    auth) is started when it is down; each test creates its own fresh database, and databases
+#    left by earlier runs are dropped first. The PostgreSQL store tests run, then the HTTP
+#    scenario suites run a second time with their read models in PostgreSQL.
+# 3. The console's browser test in headless Chromium (Debian's chromium and chromium-driver,
+#    installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "== installing chromium and chromium-driver for the browser test"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+export FULFILLMENT_TEST_POSTGRES="${FULFILLMENT_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "== starting PostgreSQL"
+  for version in $(ls /etc/postgresql); do
+    $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  done
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  pg_isready -h 127.0.0.1 -p 5432
+fi
+echo "== dropping test databases of earlier runs"
+psql "$FULFILLMENT_TEST_POSTGRES" -Atqc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'fulfillment\_test\_%'" |
+  while read -r db; do psql "$FULFILLMENT_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null; done
+
+echo "== embedded mode (plain cargo test)"
 cargo test --workspace --locked "$@"
+
+echo "== PostgreSQL read-model store, and the scenario suites with read models in PostgreSQL"
+cargo test --workspace --locked --test postgres_read_model -- --ignored
+FULFILLMENT_TEST_READ_MODELS=postgres cargo test --workspace --locked \
+  --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console
 
 echo "== browser test (headless Chromium): screenshots in target/tmp/console-screenshots/"
 cargo test --workspace --locked --test console_browser -- --ignored

@@ -8,9 +8,10 @@
 
 use anyhow::{bail, Context};
 use base64::Engine;
-use fulfillment::{load_directory, Service, ServiceOptions};
+use fulfillment::{load_directory, ReadModelBackend, Service, ServiceOptions};
 use fulfillment_ingress::signature::sign;
 use fulfillment_ingress::SystemClock;
+use fulfillment_projector::PostgresOptions;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +31,10 @@ pub struct IngestArgs {
     /// Concurrent client connections.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Fold into read models in this PostgreSQL database (which should be empty) instead of a
+    /// scratch SQLite file.
+    #[arg(long, env = "FULFILLMENT_BENCH_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 /// Latency and throughput of one phase.
@@ -138,6 +143,14 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         directory,
         clock: Arc::new(SystemClock),
         projector_batch: 1000,
+        read_models: match args.database_url {
+            Some(url) => ReadModelBackend::Postgres(PostgresOptions {
+                url,
+                max_connections: 10,
+                acquire_timeout: Duration::from_secs(5),
+            }),
+            None => ReadModelBackend::Embedded,
+        },
     })
     .await?;
     let base = format!("http://{}", service.addr());

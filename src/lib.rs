@@ -10,7 +10,9 @@
 
 use fulfillment_ingress::{AppState, Clock, Directory, DirectoryError};
 use fulfillment_log::{EventLog, LogError, SqliteEventLog, SqliteLogOptions};
-use fulfillment_projector::{run_projector, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel};
+use fulfillment_projector::{
+    run_projector, PostgresOptions, PostgresReadModel, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -146,6 +148,51 @@ pub struct ServiceOptions {
     pub clock: Arc<dyn Clock>,
     /// Events folded per projector transaction.
     pub projector_batch: usize,
+    /// Where the read models and the billing outbox live.
+    pub read_models: ReadModelBackend,
+}
+
+/// Where the read models live: next to the embedded log by default, or in PostgreSQL so that
+/// they survive the machine and can be queried by other tools.
+#[derive(Debug, Clone, Default)]
+pub enum ReadModelBackend {
+    /// `<data-dir>/read_model.sqlite`.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database (migrated at start).
+    Postgres(PostgresOptions),
+}
+
+/// The opened read-model store, kept to close it last on shutdown.
+#[derive(Clone)]
+enum ReadModelStore {
+    Sqlite(SqliteReadModel),
+    Postgres(PostgresReadModel),
+}
+
+impl ReadModelStore {
+    async fn open(backend: &ReadModelBackend, data_dir: &Path) -> Result<Self, ProjectorError> {
+        Ok(match backend {
+            ReadModelBackend::Embedded => {
+                ReadModelStore::Sqlite(SqliteReadModel::open(&data_dir.join("read_model.sqlite")).await?)
+            }
+            ReadModelBackend::Postgres(options) => ReadModelStore::Postgres(PostgresReadModel::connect(options).await?),
+        })
+    }
+
+    fn shared(&self) -> Arc<dyn ReadModels> {
+        match self {
+            ReadModelStore::Sqlite(store) => Arc::new(store.clone()),
+            ReadModelStore::Postgres(store) => Arc::new(store.clone()),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            ReadModelStore::Sqlite(store) => store.close().await,
+            ReadModelStore::Postgres(store) => store.close().await,
+        }
+    }
 }
 
 /// A running service.
@@ -154,7 +201,7 @@ pub struct Service {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     projector: ProjectorHandle,
-    read_model: SqliteReadModel,
+    read_model: ReadModelStore,
     _lock: DataDirLock,
 }
 
@@ -163,9 +210,9 @@ impl Service {
     pub async fn start(options: ServiceOptions) -> Result<Service, StartError> {
         let lock = DataDirLock::acquire(&options.data_dir)?;
         let log = SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default()).await?;
-        let read_model = SqliteReadModel::open(&options.data_dir.join("read_model.sqlite")).await?;
+        let read_model = ReadModelStore::open(&options.read_models, &options.data_dir).await?;
         let log: Arc<dyn EventLog> = Arc::new(log);
-        let read_models: Arc<dyn ReadModels> = Arc::new(read_model.clone());
+        let read_models = read_model.shared();
         let shutdown = CancellationToken::new();
         let projector =
             run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
@@ -186,7 +233,11 @@ impl Service {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
         });
-        info!(%addr, data_dir = %options.data_dir.display(), "fulfillment is listening");
+        let backend = match &options.read_models {
+            ReadModelBackend::Embedded => "embedded",
+            ReadModelBackend::Postgres(_) => "postgres",
+        };
+        info!(%addr, data_dir = %options.data_dir.display(), read_models = backend, "fulfillment is listening");
         Ok(Service { addr, shutdown, server, projector, read_model, _lock: lock })
     }
 

@@ -1,16 +1,18 @@
 //! The `fulfillment` command: `fulfillment serve` runs the ingress and the projector on the
-//! embedded log (SQLite) in one process.
+//! embedded log (SQLite) in one process, with the read models beside it or in PostgreSQL.
 
 mod audit_commands;
 mod bench;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use fulfillment::{load_directory, DirectorySource, Service, ServiceOptions, DEMO_CONFIG};
+use fulfillment::{load_directory, DirectorySource, ReadModelBackend, Service, ServiceOptions, DEMO_CONFIG};
 use fulfillment_ingress::SystemClock;
+use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Event-sourced fulfillment for commercial-marketplace SaaS subscriptions.
@@ -46,6 +48,9 @@ enum Command {
     History(audit_commands::HistoryArgs),
     /// Raw envelopes as JSON lines (streaming), for audits.
     Export(audit_commands::ExportArgs),
+    /// Apply the PostgreSQL migrations (`migrations/postgres`) and exit; `serve` applies them
+    /// at start too, this is for deploying schema changes ahead of the processes.
+    Migrate(MigrateArgs),
     /// Measure the service on this machine and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -74,6 +79,40 @@ struct ServeArgs {
     /// Events folded per projector transaction.
     #[arg(long, env = "FULFILLMENT_PROJECTOR_BATCH", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     projector_batch: u64,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// Where PostgreSQL is, and how many connections this process may hold.
+#[derive(Debug, clap::Args)]
+struct DatabaseArgs {
+    /// Keep the read models and the billing outbox in PostgreSQL
+    /// (`postgres://user[:password]@host:port/database`) instead of `<data-dir>/read_model.sqlite`.
+    #[arg(long, env = "FULFILLMENT_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Connections in the PostgreSQL pool of this process.
+    #[arg(long, env = "FULFILLMENT_DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    database_max_connections: u32,
+    /// Seconds a query waits for a pooled connection before it fails (the projector then
+    /// retries the batch; nothing is skipped).
+    #[arg(long, env = "FULFILLMENT_DATABASE_ACQUIRE_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+    database_acquire_timeout: u64,
+}
+
+impl DatabaseArgs {
+    fn postgres(&self) -> Option<PostgresOptions> {
+        self.database_url.as_ref().map(|url| PostgresOptions {
+            url: url.clone(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_secs(self.database_acquire_timeout),
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -118,6 +157,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         directory,
         clock: Arc::new(SystemClock),
         projector_batch: args.projector_batch as usize,
+        read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
     })
     .await?;
     let stop = service.shutdown_token();
@@ -127,6 +167,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stop.cancel();
     });
     service.run_until_stopped().await;
+    Ok(())
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let Some(options) = args.database.postgres() else {
+        anyhow::bail!("fulfillment migrate needs --database-url (or FULFILLMENT_DATABASE_URL)");
+    };
+    let store = PostgresReadModel::connect(&options).await?;
+    store.close().await;
+    info!(database = %redact_url(&options.url), "PostgreSQL migrations applied");
     Ok(())
 }
 
@@ -156,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_format);
     match config.command {
         Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(BenchCommand::Generate(args)) => bench::generate(args).await,
         Command::Replay(args) => audit_commands::replay(args).await,

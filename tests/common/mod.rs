@@ -6,11 +6,12 @@
 
 pub mod console;
 pub mod openapi;
+pub mod postgres;
 pub mod webdriver;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use fulfillment::{Service, ServiceOptions};
+use fulfillment::{ReadModelBackend, Service, ServiceOptions};
 use fulfillment_ingress::{Directory, ManualClock};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
@@ -71,6 +72,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// Where this app's read models live (kept across restarts).
+    pub read_models: ReadModelBackend,
     service: Option<Service>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -121,8 +124,16 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_owned();
         let clock = Arc::new(ManualClock::new(Utc::now()));
+        // The same scenarios run with the read models in PostgreSQL when the test command asks
+        // for it (scripts/test.sh does, in a second pass).
+        let read_models = match std::env::var("FULFILLMENT_TEST_READ_MODELS").as_deref() {
+            Ok("postgres") => ReadModelBackend::Postgres(postgres::fresh_database().await),
+            Ok("embedded") | Err(_) => ReadModelBackend::Embedded,
+            Ok(other) => panic!("FULFILLMENT_TEST_READ_MODELS={other}: expected embedded or postgres"),
+        };
         let mut app = TestApp {
             base: String::new(),
+            read_models,
             clock,
             data_dir,
             http: reqwest::Client::new(),
@@ -140,6 +151,7 @@ impl TestApp {
             directory: Directory::from_toml(&test_config()).unwrap(),
             clock: self.clock.clone(),
             projector_batch: 100,
+            read_models: self.read_models.clone(),
         })
         .await
         .expect("service starts");
