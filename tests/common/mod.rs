@@ -4,6 +4,7 @@
 //! Webhooks scheme, not with the service's own code.
 #![allow(dead_code)]
 
+pub mod billing_schemas;
 pub mod console;
 pub mod openapi;
 pub mod postgres;
@@ -299,6 +300,7 @@ impl TestApp {
     }
 
     /// The whole billing feed.
+    /// Every billing event of the feed, each checked against its schema in `specs/billing/`.
     pub async fn billing_events(&self) -> Vec<Value> {
         let mut after = "0".to_owned();
         let mut all = Vec::new();
@@ -314,6 +316,9 @@ impl TestApp {
                 .await
                 .expect(200);
             let items = reply.body["items"].as_array().unwrap();
+            for item in items {
+                billing_schemas::assert_matches_schema(&item["event"]);
+            }
             all.extend(items.iter().map(|i| i["event"].clone()));
             after = reply.body["nextCursor"].as_str().unwrap().to_owned();
             if !reply.body["hasMore"].as_bool().unwrap() {
