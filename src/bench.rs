@@ -312,3 +312,52 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Options of `bench fold`.
+#[derive(Debug, clap::Args)]
+pub struct FoldArgs {
+    /// Data directory holding the event log to fold (for example one `bench generate` wrote).
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+    /// Fold into this PostgreSQL database, which must not hold a folded model yet; without it,
+    /// into a scratch SQLite file.
+    #[arg(long, env = "FULFILLMENT_BENCH_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Events per projector transaction.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+}
+
+/// Folds a whole log into a fresh read-model store, the projector's own code path, and prints
+/// events per second: the projector's throughput on SQLite or PostgreSQL.
+#[allow(clippy::print_stdout)] // a benchmark prints its figures
+pub async fn fold(args: FoldArgs) -> anyhow::Result<()> {
+    use fulfillment_audit::replay::{rebuild, Until};
+    use fulfillment_audit::Silent;
+    use fulfillment_projector::{PostgresReadModel, ReadModels, SqliteReadModel};
+    let path = args.data_dir.join("events.sqlite");
+    let log = fulfillment_log::SqliteEventLog::open_read_only(&path)
+        .await
+        .with_context(|| format!("opening the event log {}", path.display()))?;
+    let scratch = tempfile::tempdir()?;
+    let (store, backend): (Box<dyn ReadModels>, &str) = match args.database_url {
+        Some(url) => {
+            let options = PostgresOptions { url, max_connections: 2, acquire_timeout: Duration::from_secs(30) };
+            (Box::new(PostgresReadModel::connect(&options).await?), "PostgreSQL")
+        }
+        None => (Box::new(SqliteReadModel::create_new(&scratch.path().join("read_model.sqlite")).await?), "SQLite"),
+    };
+    if store.position().await? != 0 {
+        bail!("the target already holds a folded model; point --database-url at an empty database");
+    }
+    let report = rebuild(&log, store.as_ref(), Until::Head, args.batch, &mut Silent).await?;
+    println!(
+        "folded {} events into {backend} in {:.2} s: {:.0} events/s (batch {}), peak memory {} MiB",
+        report.events,
+        report.elapsed.as_secs_f64(),
+        report.rate(),
+        args.batch,
+        fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+    );
+    Ok(())
+}

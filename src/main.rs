@@ -62,6 +62,8 @@ enum BenchCommand {
     Ingest(bench::IngestArgs),
     /// Write a synthetic event log (for replay figures).
     Generate(bench::GenerateArgs),
+    /// Fold a whole log into a fresh SQLite or PostgreSQL read-model store: projector events/s.
+    Fold(bench::FoldArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => migrate(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(BenchCommand::Generate(args)) => bench::generate(args).await,
+        Command::Bench(BenchCommand::Fold(args)) => bench::fold(args).await,
         Command::Replay(args) => audit_commands::replay(args).await,
         Command::History(args) => audit_commands::history(args).await,
         Command::Export(args) => audit_commands::export(args).await,
