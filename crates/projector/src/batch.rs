@@ -141,3 +141,22 @@ pub(crate) fn rows_json(state: Option<&str>, billing: &[String], rejected: &[(i6
         "rejectedEvents": rejected.iter().map(|(p, c)| serde_json::json!({"position": p, "code": c})).collect::<Vec<_>>(),
     })
 }
+
+/// Outbox rows as read from either store.
+pub(crate) fn outbox_entries(
+    rows: Vec<(i64, String, String, String, String)>,
+) -> Result<Vec<crate::OutboxEntry>, ProjectorError> {
+    rows.into_iter()
+        .map(|(sequence, billing_event_id, subscription_id, event_type, payload)| {
+            Ok(crate::OutboxEntry {
+                sequence: sequence as u64,
+                billing_event_id: billing_event_id
+                    .parse()
+                    .map_err(|e: uuid::Error| ProjectorError::Corrupt(format!("billing_event_id: {e}")))?,
+                subscription_id,
+                event_type,
+                payload,
+            })
+        })
+        .collect()
+}

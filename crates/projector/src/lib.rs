@@ -48,6 +48,22 @@ pub struct CustomerSummary {
     pub latest_purchase: chrono::DateTime<chrono::Utc>,
 }
 
+/// A billing event waiting in the outbox to be published to the billing topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Outbox sequence (the billing feed cursor): publishing follows it, so a subscription's
+    /// billing events reach the topic in the order they happened.
+    pub sequence: u64,
+    /// Deterministic billing event id (the CloudEvents `ce_id`).
+    pub billing_event_id: Uuid,
+    /// Subscription (the message key and `ce_subject`).
+    pub subscription_id: String,
+    /// `billing.started`, ... (the `ce_type`).
+    pub event_type: String,
+    /// The billing event as JSON text, exactly as the feed serves it.
+    pub payload: String,
+}
+
 /// An event the fold rejected, kept for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedEvent {
@@ -113,6 +129,17 @@ pub trait ReadModels: Send + Sync + 'static {
 
     /// Billing events after cursor `after`, at most `limit`.
     async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ProjectorError>;
+
+    /// Up to `limit` outbox rows not yet published to the billing topic, in sequence order.
+    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ProjectorError>;
+
+    /// Records that the outbox rows with these sequences reached the billing topic (a row
+    /// marked twice keeps its first time).
+    async fn mark_billing_published(
+        &self,
+        sequences: &[u64],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ProjectorError>;
 
     /// Checksums of every table and every subscription.
     async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError>;

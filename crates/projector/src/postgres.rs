@@ -6,7 +6,7 @@ use crate::batch::{
     encode_state, fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch, OutboxRow,
     RejectedRow,
 };
-use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
+use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, OutboxEntry, ProjectorError, ReadModels, RejectedEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulfillment_core::{Subscription, SubscriptionId};
@@ -351,6 +351,27 @@ impl ReadModels for PostgresReadModel {
                 Ok(BillingFeedEntry { sequence: sequence as u64, event })
             })
             .collect()
+    }
+
+    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ProjectorError> {
+        // Served by the partial index `billing_outbox_unpublished`.
+        let rows = sqlx::query_as::<_, (i64, String, String, String, String)>(
+            "SELECT sequence, billing_event_id, subscription_id, event_type, payload FROM billing_outbox WHERE published_at IS NULL ORDER BY sequence LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        crate::batch::outbox_entries(rows)
+    }
+
+    async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ProjectorError> {
+        let sequences: Vec<i64> = sequences.iter().map(|s| *s as i64).collect();
+        sqlx::query("UPDATE billing_outbox SET published_at = $1 WHERE published_at IS NULL AND sequence = ANY($2)")
+            .bind(at)
+            .bind(&sequences)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {

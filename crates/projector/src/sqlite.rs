@@ -4,8 +4,9 @@ use crate::batch::{
     encode_state, fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch, OutboxRow,
     RejectedRow,
 };
-use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, ProjectorError, ReadModels, RejectedEvent};
+use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, OutboxEntry, ProjectorError, ReadModels, RejectedEvent};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fulfillment_core::{Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
 use futures_util::TryStreamExt;
@@ -331,6 +332,31 @@ impl ReadModels for SqliteReadModel {
                 Ok(BillingFeedEntry { sequence: sequence as u64, event })
             })
             .collect()
+    }
+
+    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ProjectorError> {
+        // Served by the partial index `billing_outbox_unpublished`.
+        let rows = sqlx::query_as::<_, (i64, String, String, String, String)>(
+            "SELECT sequence, billing_event_id, subscription_id, event_type, payload FROM billing_outbox WHERE published_at IS NULL ORDER BY sequence LIMIT ?",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        crate::batch::outbox_entries(rows)
+    }
+
+    async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ProjectorError> {
+        for chunk in sequences.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE billing_outbox SET published_at = ");
+            query.push_bind(at.to_rfc3339()).push(" WHERE published_at IS NULL AND sequence IN (");
+            let mut list = query.separated(", ");
+            for sequence in chunk {
+                list.push_bind(*sequence as i64);
+            }
+            query.push(")");
+            query.build().execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {
