@@ -151,6 +151,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             }),
             None => ReadModelBackend::Embedded,
         },
+        billing_relay: None,
     })
     .await?;
     let base = format!("http://{}", service.addr());

@@ -13,6 +13,7 @@ use fulfillment_log::{EventLog, LogError, SqliteEventLog, SqliteLogOptions};
 use fulfillment_projector::{
     run_projector, PostgresOptions, PostgresReadModel, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel,
 };
+use fulfillment_relay::{run_billing_relay, BillingRelay, RelayError, RelayHandle, RelayOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +65,9 @@ pub enum StartError {
     /// The read models could not be opened.
     #[error("read models: {0}")]
     ReadModels(#[from] ProjectorError),
+    /// The billing relay's Kafka client could not be configured.
+    #[error("billing relay: {0}")]
+    Relay(#[from] RelayError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -150,6 +154,9 @@ pub struct ServiceOptions {
     pub projector_batch: usize,
     /// Where the read models and the billing outbox live.
     pub read_models: ReadModelBackend,
+    /// Publish the billing outbox to a Kafka topic (`--kafka-brokers`); the billing feed over
+    /// HTTP is served either way.
+    pub billing_relay: Option<RelayOptions>,
 }
 
 /// Where the read models live: next to the embedded log by default, or in PostgreSQL so that
@@ -201,6 +208,7 @@ pub struct Service {
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     projector: ProjectorHandle,
+    relay: Option<RelayHandle>,
     read_model: ReadModelStore,
     _lock: DataDirLock,
 }
@@ -216,6 +224,15 @@ impl Service {
         let shutdown = CancellationToken::new();
         let projector =
             run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
+        let relay = match options.billing_relay {
+            Some(relay_options) => Some(run_billing_relay(
+                BillingRelay::new(relay_options)?,
+                read_models.clone(),
+                projector.position.clone(),
+                shutdown.child_token(),
+            )),
+            None => None,
+        };
         let state = AppState {
             log,
             read_models,
@@ -238,7 +255,7 @@ impl Service {
             ReadModelBackend::Postgres(_) => "postgres",
         };
         info!(%addr, data_dir = %options.data_dir.display(), read_models = backend, "fulfillment is listening");
-        Ok(Service { addr, shutdown, server, projector, read_model, _lock: lock })
+        Ok(Service { addr, shutdown, server, projector, relay, read_model, _lock: lock })
     }
 
     /// The bound address.
@@ -268,6 +285,11 @@ impl Service {
         }
         if let Err(e) = self.projector.task.await {
             tracing::error!(error = %e, "projector task failed");
+        }
+        if let Some(relay) = self.relay {
+            if let Err(e) = relay.task.await {
+                tracing::error!(error = %e, "billing relay task failed");
+            }
         }
         self.read_model.close().await;
         info!("fulfillment stopped");

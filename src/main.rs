@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fulfillment::{load_directory, DirectorySource, ReadModelBackend, Service, ServiceOptions, DEMO_CONFIG};
 use fulfillment_ingress::SystemClock;
 use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
+use fulfillment_relay::RelayOptions;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +84,37 @@ struct ServeArgs {
     projector_batch: u64,
     #[command(flatten)]
     database: DatabaseArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+/// Where Kafka is. Today it carries the billing topic; the event log stays embedded.
+#[derive(Debug, clap::Args)]
+struct KafkaArgs {
+    /// Publish billing events to Kafka (`host:port[,host:port...]`) as CloudEvents, in
+    /// addition to the HTTP billing feed.
+    #[arg(long, env = "FULFILLMENT_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// Topic the billing events are published to.
+    #[arg(long, env = "FULFILLMENT_BILLING_TOPIC", default_value = "fulfillment.billing")]
+    billing_topic: String,
+    /// Partitions of the billing topic when it is created (an existing topic is kept).
+    #[arg(long, env = "FULFILLMENT_BILLING_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    billing_topic_partitions: i32,
+    /// Replication factor of topics created by `fulfillment`.
+    #[arg(long, env = "FULFILLMENT_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    kafka_replication_factor: i32,
+}
+
+impl KafkaArgs {
+    fn billing_relay(&self) -> Option<RelayOptions> {
+        self.kafka_brokers.as_ref().map(|brokers| RelayOptions {
+            topic: self.billing_topic.clone(),
+            partitions: self.billing_topic_partitions,
+            replication_factor: self.kafka_replication_factor,
+            ..RelayOptions::new(brokers.clone())
+        })
+    }
 }
 
 /// Where PostgreSQL is, and how many connections this process may hold.
@@ -160,6 +192,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         projector_batch: args.projector_batch as usize,
         read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
+        billing_relay: args.kafka.billing_relay(),
     })
     .await?;
     let stop = service.shutdown_token();

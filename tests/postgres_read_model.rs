@@ -275,7 +275,7 @@ async fn the_migrate_command_applies_the_schema_and_asks_for_a_url_without_one()
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, vec![1], "applied once, and a second start finds nothing to do");
+    assert_eq!(applied, vec![1, 2], "applied once, and a second start finds nothing to do");
     assert_eq!(store.position().await.unwrap(), 0);
 
     let out =
@@ -319,4 +319,28 @@ async fn bench_fold_folds_a_generated_log_into_postgres_and_refuses_a_used_datab
     let again = fold();
     assert!(!again.status.success(), "a second fold into the same database is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a folded model"));
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; run by scripts/test.sh"]
+async fn the_outbox_hands_out_unpublished_billing_events_in_order_until_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = populated_log(&dir, 9).await;
+    let store = PostgresReadModel::connect(&fresh_database().await).await.unwrap();
+    project_all(&log, &store, 1000).await;
+    let pending = store.unpublished_billing(100).await.unwrap();
+    assert_eq!(pending.len(), 6, "two of every three subscriptions reached billing");
+    let sequences: Vec<u64> = pending.iter().map(|p| p.sequence).collect();
+    let mut sorted = sequences.clone();
+    sorted.sort();
+    assert_eq!(sequences, sorted, "oldest first");
+    let feed = store.billing_events(0, 100).await.unwrap();
+    assert_eq!(feed[0].event["id"], pending[0].billing_event_id.to_string());
+
+    let before = store.fingerprint().await.unwrap();
+    store.mark_billing_published(&sequences[..4], Utc::now()).await.unwrap();
+    let rest = store.unpublished_billing(100).await.unwrap();
+    assert_eq!(rest.iter().map(|p| p.sequence).collect::<Vec<_>>(), sequences[4..]);
+    assert_eq!(store.unpublished_billing(1).await.unwrap().len(), 1, "the limit holds");
+    assert_eq!(store.fingerprint().await.unwrap(), before, "publishing is bookkeeping, not part of the model");
 }

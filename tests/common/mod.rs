@@ -75,6 +75,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Where this app's read models live (kept across restarts).
     pub read_models: ReadModelBackend,
+    /// Publish billing events to this Kafka topic too.
+    pub billing_relay: Option<fulfillment_relay::RelayOptions>,
     service: Option<Service>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -122,6 +124,11 @@ pub fn line_item(quantity: u32) -> Value {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with_billing_topic(None).await
+    }
+
+    /// A service that also publishes its billing events to Kafka.
+    pub async fn spawn_with_billing_topic(billing_relay: Option<fulfillment_relay::RelayOptions>) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_owned();
         let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -135,6 +142,7 @@ impl TestApp {
         let mut app = TestApp {
             base: String::new(),
             read_models,
+            billing_relay,
             clock,
             data_dir,
             http: reqwest::Client::new(),
@@ -153,6 +161,7 @@ impl TestApp {
             clock: self.clock.clone(),
             projector_batch: 100,
             read_models: self.read_models.clone(),
+            billing_relay: self.billing_relay.clone(),
         })
         .await
         .expect("service starts");
