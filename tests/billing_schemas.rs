@@ -7,7 +7,11 @@ mod common;
 
 use chrono::Utc;
 use common::billing_schemas::{assert_matches_schema, violations, SCHEMAS};
-use fulfillment_core::{BillingCycle, BillingEvent, BillingEventKind, SourceKind, Subscription, SubscriptionId, Term};
+use common::events::{envelope, purchase_of};
+use fulfillment_core::{
+    apply, BillingCycle, BillingEvent, BillingEventKind, Event, Purchase, SourceKind, Subscription, SubscriptionId,
+    Term,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -22,33 +26,14 @@ fn every_kind() -> Vec<BillingEventKind> {
 
 /// A subscription as the fold builds it from a purchase, with or without a reseller.
 fn subscription(mpn: Option<&str>) -> Subscription {
-    use fulfillment_core::{apply, Event, EventEnvelope, Purchase, Source, EVENT_SCHEMA_VERSION};
-    let id = SubscriptionId(Uuid::new_v4());
-    let envelope = EventEnvelope {
-        event_id: Uuid::now_v7(),
-        subscription_id: id,
-        schema_version: EVENT_SCHEMA_VERSION,
-        source: Source { kind: SourceKind::Partner, actor_id: "partner-1".into() },
-        occurred_at: Utc::now(),
-        recorded_at: Utc::now(),
-        event: Event::SubscriptionPurchased(Purchase {
-            order_id: Uuid::new_v4(),
-            line_item_number: 0,
-            customer_id: "customer-1".into(),
-            partner_id: "partner-1".into(),
-            publisher_id: "contoso".into(),
-            offer_id: "contoso-crm".into(),
-            plan_id: "standard".into(),
-            quantity: 5,
-            term: Term::P1Y,
-            billing_cycle: BillingCycle::Annual,
-            auto_renew: true,
-            friendly_name: "CRM".into(),
-            indirect_reseller_mpn_id: mpn.map(str::to_owned),
-            authorization_code: "code".into(),
-            cancellation_allowed_until: Utc::now(),
-        }),
+    let purchase = Purchase {
+        quantity: 5,
+        term: Term::P1Y,
+        billing_cycle: BillingCycle::Annual,
+        indirect_reseller_mpn_id: mpn.map(str::to_owned),
+        ..purchase_of("customer-1", "code")
     };
+    let envelope = envelope(SubscriptionId(Uuid::new_v4()), Event::SubscriptionPurchased(purchase));
     apply(None, &envelope).0.expect("a purchase creates the subscription")
 }
 

@@ -7,48 +7,15 @@
 mod common;
 
 use chrono::Utc;
+use common::events::{envelope, purchase};
 use common::postgres::fresh_database;
-use fulfillment_core::{
-    BillingCycle, Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, Term, EVENT_SCHEMA_VERSION,
-};
+use fulfillment_core::{Event, SubscriptionId};
 use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
 use fulfillment_projector::{run_projector, PostgresReadModel, ProjectorError, ReadModels, SqliteReadModel};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-fn envelope(id: SubscriptionId, event: Event) -> EventEnvelope {
-    EventEnvelope {
-        event_id: Uuid::now_v7(),
-        subscription_id: id,
-        schema_version: EVENT_SCHEMA_VERSION,
-        source: Source { kind: SourceKind::Publisher, actor_id: "contoso".into() },
-        occurred_at: Utc::now(),
-        recorded_at: Utc::now(),
-        event,
-    }
-}
-
-fn purchase(customer: &str, authorization_code: &str) -> Event {
-    Event::SubscriptionPurchased(Purchase {
-        order_id: Uuid::new_v4(),
-        line_item_number: 0,
-        customer_id: customer.into(),
-        partner_id: "partner-1".into(),
-        publisher_id: "contoso".into(),
-        offer_id: "crm".into(),
-        plan_id: "standard".into(),
-        quantity: 3,
-        term: Term::P1M,
-        billing_cycle: BillingCycle::Monthly,
-        auto_renew: true,
-        friendly_name: "CRM".into(),
-        indirect_reseller_mpn_id: None,
-        authorization_code: authorization_code.into(),
-        cancellation_allowed_until: Utc::now(),
-    })
-}
 
 /// A log with `n` subscriptions that each reach billing (every third stays pending), plus one
 /// event on the first that breaks a rule (setup confirmed twice).

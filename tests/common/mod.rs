@@ -6,6 +6,7 @@
 
 pub mod billing_schemas;
 pub mod console;
+pub mod events;
 pub mod openapi;
 pub mod postgres;
 pub mod webdriver;

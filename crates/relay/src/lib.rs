@@ -164,7 +164,9 @@ impl BillingRelay {
                 }
             }
         }
-        store.mark_billing_published(&acknowledged, chrono::Utc::now()).await?;
+        if !acknowledged.is_empty() {
+            store.mark_billing_published(&acknowledged, chrono::Utc::now()).await?;
+        }
         match failure {
             Some(error) => Err(error),
             None => Ok(acknowledged.len()),
