@@ -6,17 +6,22 @@
 //! subscription's stream with [`EventLog::read_stream`] to decide the next command.
 //!
 //! One small trait, several backends (the shape svix uses for its queues): [`SqliteEventLog`]
-//! is the embedded default for one machine and for tests; a Kafka backend implements the same
-//! trait. Every append carries, per subscription, the stream version it was decided against,
+//! is the embedded default for one machine and for tests; [`KafkaEventLog`] keeps the events in
+//! a Kafka topic and its write-side bookkeeping in PostgreSQL. Every append carries, per subscription, the stream version it was decided against,
 //! so two writers racing on one subscription cannot both win (optimistic concurrency), and an
 //! optional idempotency record stored atomically with the events (invariant 2).
 
 mod chain;
 mod error;
+mod kafka;
 mod sqlite;
 
 pub use chain::{event_hash, GENESIS_HASH};
 pub use error::LogError;
+pub use kafka::{
+    decode_message, ensure_topic, resolve_committed, KafkaEventLog, KafkaLogOptions, HASH_HEADER, POSITION_HEADER,
+    PREVIOUS_HASH_HEADER, STREAM_VERSION_HEADER,
+};
 pub use sqlite::{SqliteEventLog, SqliteLogOptions};
 
 use async_trait::async_trait;
