@@ -31,4 +31,19 @@ pub enum ProjectorError {
         /// First position of the batch.
         first: u64,
     },
+    /// The Kafka consumer failed (unreachable broker, group errors); the batch is re-read.
+    #[error("kafka consumer: {0}")]
+    Consumer(String),
+    /// A batch consumed from the events topic does not continue at the partition's stored
+    /// offset (Kafka's own committed offset was ahead, or a seek raced); nothing was committed
+    /// and the consumer seeks back to `expected`.
+    #[error("partition {partition}: batch continues at offset {found} but the store expects {expected}")]
+    OffsetGap {
+        /// Partition.
+        partition: i32,
+        /// Next offset the store holds.
+        expected: i64,
+        /// Offset the batch offered instead.
+        found: i64,
+    },
 }

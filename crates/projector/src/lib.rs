@@ -7,16 +7,20 @@
 //! event ids are deterministic, so a billing system never sees a doubled charge.
 //!
 //! [`ReadModels`] is the query side the HTTP layer uses; [`SqliteReadModel`] implements it for
-//! the embedded mode. [`run_projector`] is the loop that keeps a store caught up with a log.
+//! the embedded mode, [`PostgresReadModel`] for production. [`run_projector`] is the loop that
+//! keeps a store caught up with a log it can read in order; [`run_kafka_projector`] is the
+//! consumer group that folds the Kafka events topic into PostgreSQL.
 
 mod batch;
 mod error;
+mod kafka;
 mod postgres;
 mod runner;
 mod sqlite;
 
 pub use error::ProjectorError;
-pub use postgres::{redact_url, PostgresOptions, PostgresReadModel};
+pub use kafka::{run_kafka_projector, KafkaProjectorOptions};
+pub use postgres::{redact_url, ConsumedMessage, PostgresOptions, PostgresReadModel};
 pub use runner::{run_projector, ProjectorHandle};
 pub use sqlite::SqliteReadModel;
 
@@ -79,7 +83,12 @@ pub struct RejectedEvent {
 
 /// Deterministic checksums of a read-model store, to prove two stores hold the same models
 /// (replay equals live). Rows are hashed in key order, bookkeeping that is not derived from
-/// the log (when an outbox row was published) is left out.
+/// the log is left out: when an outbox row was published, and the outbox `sequence` (the
+/// billing feed cursor). Sequences are handed out by the store, not derived from the log: a
+/// PostgreSQL identity value is not transactional, so a batch that fails before COMMIT leaves
+/// a gap and its retry gets higher numbers, and folding partitions in another interleaving
+/// numbers rows differently. Billing events are hashed in log order instead (`log_position`,
+/// then `sequence` only to keep several events of one log event in fold order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Fingerprint {
     /// Log position folded.

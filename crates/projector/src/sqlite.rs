@@ -367,8 +367,10 @@ impl ReadModels for SqliteReadModel {
             ("subscriptions", "SELECT subscription_id, state FROM subscriptions ORDER BY subscription_id"),
             (
                 "billing_outbox",
-                "SELECT subscription_id, sequence || ' ' || billing_event_id || ' ' || event_type || ' ' || log_position
-                        || ' ' || payload FROM billing_outbox ORDER BY sequence",
+                // Without `sequence`, the feed cursor (bookkeeping, not derived from the log); rows in
+                // log order, several from one event in fold order.
+                "SELECT subscription_id, billing_event_id || ' ' || event_type || ' ' || log_position || ' ' || payload
+                 FROM billing_outbox ORDER BY log_position, sequence",
             ),
             (
                 "rejected_events",
