@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context};
 use base64::Engine;
-use fulfillment::{load_directory, ReadModelBackend, Service, ServiceOptions};
+use fulfillment::{load_directory, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions};
 use fulfillment_ingress::signature::sign;
 use fulfillment_ingress::SystemClock;
 use fulfillment_projector::PostgresOptions;
@@ -140,6 +140,8 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let service = Service::start(ServiceOptions {
         listen: "127.0.0.1:0".parse()?,
         data_dir: scratch.path().to_owned(),
+        roles: Roles::BOTH,
+        event_log: EventLogBackend::Embedded,
         directory,
         clock: Arc::new(SystemClock),
         projector_batch: 1000,

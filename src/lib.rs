@@ -8,10 +8,14 @@
 //! shuts down in a fixed order: stop accepting requests and drain them, let the projector
 //! finish its batch, then close storage.
 
-use fulfillment_ingress::{AppState, Clock, Directory, DirectoryError};
-use fulfillment_log::{EventLog, LogError, SqliteEventLog, SqliteLogOptions};
+use async_trait::async_trait;
+use fulfillment_ingress::{
+    health_router, AppState, Clock, Directory, DirectoryError, HealthChecks, InProcessProjection, WriteVisibility,
+};
+use fulfillment_log::{EventLog, KafkaEventLog, KafkaLogOptions, LogError, SqliteEventLog, SqliteLogOptions};
 use fulfillment_projector::{
-    run_projector, PostgresOptions, PostgresReadModel, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel,
+    run_kafka_projector, run_projector, KafkaProjectorOptions, PostgresOptions, PostgresReadModel, ProjectorError,
+    ProjectorHandle, ReadModels, SqliteReadModel,
 };
 use fulfillment_relay::{run_billing_relay, BillingRelay, RelayError, RelayHandle, RelayOptions};
 use std::net::SocketAddr;
@@ -68,6 +72,9 @@ pub enum StartError {
     /// The billing relay's Kafka client could not be configured.
     #[error("billing relay: {0}")]
     Relay(#[from] RelayError),
+    /// The options do not describe a service that can run.
+    #[error("{0}")]
+    Invalid(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -140,12 +147,17 @@ impl DataDirLock {
     }
 }
 
-/// Everything needed to run the embedded service.
+/// Everything needed to run the service, or one of its roles.
 pub struct ServiceOptions {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on (port 0 picks a free port): the HTTP API, or only `/healthz` and
+    /// `/readyz` for a projector-only process.
     pub listen: SocketAddr,
-    /// Directory for `events.sqlite` and `read_model.sqlite`.
+    /// Directory for `events.sqlite` and `read_model.sqlite` (embedded mode only).
     pub data_dir: PathBuf,
+    /// Which parts run in this process.
+    pub roles: Roles,
+    /// Where the events are.
+    pub event_log: EventLogBackend,
     /// Partners, publishers, offers.
     pub directory: Directory,
     /// Time source.
@@ -157,6 +169,38 @@ pub struct ServiceOptions {
     /// Publish the billing outbox to a Kafka topic (`--kafka-brokers`); the billing feed over
     /// HTTP is served either way.
     pub billing_relay: Option<RelayOptions>,
+}
+
+/// The parts of the service one process runs. The embedded mode needs both in one process (the
+/// log is a local file); with Kafka they scale separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serve the HTTP API and append to the log.
+    pub ingress: bool,
+    /// Fold the log into the read models and relay billing events.
+    pub projector: bool,
+}
+
+impl Roles {
+    /// Ingress and projector in one process (`fulfillment serve`).
+    pub const BOTH: Roles = Roles { ingress: true, projector: true };
+}
+
+/// Where the events live.
+#[derive(Debug, Clone, Default)]
+#[allow(clippy::large_enum_variant)] // built once at start; boxing would buy nothing
+pub enum EventLogBackend {
+    /// `<data-dir>/events.sqlite`.
+    #[default]
+    Embedded,
+    /// A Kafka topic, with its write-side bookkeeping in the PostgreSQL database of the read
+    /// models (so [`ReadModelBackend::Postgres`] is required).
+    Kafka {
+        /// The events topic and producer settings.
+        log: KafkaLogOptions,
+        /// The projector's consumer group.
+        projector: KafkaProjectorOptions,
+    },
 }
 
 /// Where the read models live: next to the embedded log by default, or in PostgreSQL so that
@@ -207,54 +251,166 @@ pub struct Service {
     addr: SocketAddr,
     shutdown: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
-    projector: ProjectorHandle,
+    projector: Option<ProjectorHandle>,
     relay: Option<RelayHandle>,
     read_model: ReadModelStore,
-    _lock: DataDirLock,
+    _lock: Option<DataDirLock>,
+}
+
+/// Reads wait, in the Kafka mode, until the projector (this process's or another's) committed
+/// offsets past every message this process produced.
+struct KafkaWriteVisibility {
+    log: KafkaEventLog,
+    store: PostgresReadModel,
+    group: String,
+}
+
+#[async_trait]
+impl WriteVisibility for KafkaWriteVisibility {
+    async fn wait_for_own_writes(&self, limit: std::time::Duration) -> Result<(), String> {
+        let produced = self.log.produced_offsets();
+        if produced.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // A database that does not answer is a lag here; the read itself reports it.
+            if let Ok(consumed) = self.store.consumed_offsets(&self.group, self.log.topic()).await {
+                if produced.iter().all(|(p, offset)| consumed.get(p).is_some_and(|next| next > offset)) {
+                    return Ok(());
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
 
 impl Service {
-    /// Opens storage, starts the projector and the HTTP server.
+    /// Opens storage, starts the projector and the HTTP server, as `options.roles` asks.
     pub async fn start(options: ServiceOptions) -> Result<Service, StartError> {
-        let lock = DataDirLock::acquire(&options.data_dir)?;
-        let log = SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default()).await?;
+        let roles = options.roles;
+        if !roles.ingress && !roles.projector {
+            return Err(StartError::Invalid("nothing to run: neither ingress nor projector".into()));
+        }
+        let kafka = match &options.event_log {
+            EventLogBackend::Embedded => None,
+            EventLogBackend::Kafka { log, projector } => Some((log.clone(), projector.clone())),
+        };
+        if kafka.is_none() && roles != Roles::BOTH {
+            return Err(StartError::Invalid(
+                "the embedded event log runs ingress and projector in one process (fulfillment serve); \
+                 separate ingress and projector processes need --kafka-brokers and --database-url"
+                    .into(),
+            ));
+        }
+        if kafka.is_some() && !matches!(options.read_models, ReadModelBackend::Postgres(_)) {
+            return Err(StartError::Invalid(
+                "the Kafka event log keeps stream versions and dedupe records in PostgreSQL: give --database-url too"
+                    .into(),
+            ));
+        }
+        let lock = match kafka {
+            None => Some(DataDirLock::acquire(&options.data_dir)?),
+            Some(_) => None,
+        };
         let read_model = ReadModelStore::open(&options.read_models, &options.data_dir).await?;
-        let log: Arc<dyn EventLog> = Arc::new(log);
         let read_models = read_model.shared();
         let shutdown = CancellationToken::new();
-        let projector =
-            run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
-        let relay = match options.billing_relay {
-            Some(relay_options) => Some(run_billing_relay(
-                BillingRelay::new(relay_options)?,
+        let (log, projector, visibility): (Arc<dyn EventLog>, Option<ProjectorHandle>, Arc<dyn WriteVisibility>) =
+            match (kafka, &read_model) {
+                (None, _) => {
+                    let log: Arc<dyn EventLog> = Arc::new(
+                        SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default())
+                            .await?,
+                    );
+                    let projector = run_projector(
+                        log.clone(),
+                        read_models.clone(),
+                        options.projector_batch,
+                        shutdown.child_token(),
+                    );
+                    let visibility =
+                        Arc::new(InProcessProjection { head: log.head(), projected: projector.position.clone() });
+                    (log, Some(projector), visibility)
+                }
+                (Some((log_options, projector_options)), ReadModelStore::Postgres(store)) => {
+                    let kafka_log = KafkaEventLog::connect(log_options, store.pool().clone()).await?;
+                    let projector = if roles.projector {
+                        Some(run_kafka_projector(
+                            KafkaProjectorOptions { batch: options.projector_batch, ..projector_options.clone() },
+                            store.clone(),
+                            store.pool().clone(),
+                            shutdown.child_token(),
+                        )?)
+                    } else {
+                        None
+                    };
+                    let visibility = Arc::new(KafkaWriteVisibility {
+                        log: kafka_log.clone(),
+                        store: store.clone(),
+                        group: projector_options.group.clone(),
+                    });
+                    (Arc::new(kafka_log), projector, visibility)
+                }
+                (Some(_), ReadModelStore::Sqlite(_)) => {
+                    return Err(StartError::Invalid("the Kafka event log needs PostgreSQL read models".into()))
+                }
+            };
+        let relay = match (&options.billing_relay, &projector) {
+            (Some(relay_options), Some(projector)) => Some(run_billing_relay(
+                BillingRelay::new(relay_options.clone())?,
                 read_models.clone(),
                 projector.position.clone(),
                 shutdown.child_token(),
             )),
-            None => None,
+            _ => None,
         };
-        let state = AppState {
-            log,
-            read_models,
-            directory: Arc::new(options.directory),
-            clock: options.clock,
-            projected: Some(projector.position.clone()),
-            projector_healthy: Some(projector.healthy.clone()),
+        let app = if roles.ingress {
+            fulfillment_ingress::router(AppState {
+                log,
+                read_models,
+                directory: Arc::new(options.directory),
+                clock: options.clock,
+                visibility: Some(visibility),
+                projector_healthy: projector.as_ref().map(|p| p.healthy.clone()),
+            })
+        } else {
+            let mut components = Vec::new();
+            if let Some(projector) = &projector {
+                components.push(("projector", projector.healthy.clone()));
+            }
+            if let Some(relay) = &relay {
+                components.push(("billingRelay", relay.healthy.clone()));
+            }
+            health_router(HealthChecks { components })
         };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| StartError::Listen { addr: options.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: options.listen, source })?;
-        let app = fulfillment_ingress::router(state);
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
         });
-        let backend = match &options.read_models {
+        let read_models_backend = match &options.read_models {
             ReadModelBackend::Embedded => "embedded",
             ReadModelBackend::Postgres(_) => "postgres",
         };
-        info!(%addr, data_dir = %options.data_dir.display(), read_models = backend, "fulfillment is listening");
+        let event_log_backend = match &options.event_log {
+            EventLogBackend::Embedded => "embedded",
+            EventLogBackend::Kafka { .. } => "kafka",
+        };
+        info!(
+            %addr,
+            ingress = roles.ingress,
+            projector = roles.projector,
+            event_log = event_log_backend,
+            read_models = read_models_backend,
+            "fulfillment is listening"
+        );
         Ok(Service { addr, shutdown, server, projector, relay, read_model, _lock: lock })
     }
 
@@ -283,8 +439,10 @@ impl Service {
             Ok(Err(e)) => tracing::error!(error = %e, "HTTP server ended with an error"),
             Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
         }
-        if let Err(e) = self.projector.task.await {
-            tracing::error!(error = %e, "projector task failed");
+        if let Some(projector) = self.projector {
+            if let Err(e) = projector.task.await {
+                tracing::error!(error = %e, "projector task failed");
+            }
         }
         if let Some(relay) = self.relay {
             if let Err(e) = relay.task.await {

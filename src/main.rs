@@ -1,12 +1,17 @@
-//! The `fulfillment` command: `fulfillment serve` runs the ingress and the projector on the
-//! embedded log (SQLite) in one process, with the read models beside it or in PostgreSQL.
+//! The `fulfillment` command: `fulfillment serve` runs the ingress and the projector in one
+//! process, on the embedded log (SQLite) by default or on Kafka and PostgreSQL;
+//! `fulfillment ingress` and `fulfillment projector` run them as separately scaled processes.
 
 mod audit_commands;
 mod bench;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use fulfillment::{load_directory, DirectorySource, ReadModelBackend, Service, ServiceOptions, DEMO_CONFIG};
+use fulfillment::{
+    load_directory, DirectorySource, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions, DEMO_CONFIG,
+};
 use fulfillment_ingress::SystemClock;
+use fulfillment_log::KafkaLogOptions;
+use fulfillment_projector::KafkaProjectorOptions;
 use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
 use fulfillment_relay::RelayOptions;
 use std::io::IsTerminal;
@@ -37,8 +42,14 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP ingress and the projector in one process on the embedded event log.
+    /// Run the HTTP ingress and the projector in one process: on the embedded event log by
+    /// default, on Kafka with --kafka-brokers (and --database-url).
     Serve(ServeArgs),
+    /// Run only the HTTP ingress, appending to the Kafka event log (scale it out freely).
+    Ingress(IngressArgs),
+    /// Run only the projector: a consumer group on the events topic folding into PostgreSQL,
+    /// and the billing relay; serves /healthz and /readyz.
+    Projector(ProjectorArgs),
     /// Rebuild the read models from the first event into a new store (optionally up to a
     /// position or instant), and optionally swap it in for the live one.
     Replay(audit_commands::ReplayArgs),
@@ -72,48 +83,155 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Directory for the event log and the read models.
+    /// Directory for the embedded event log and read models (unused with --kafka-brokers).
     #[arg(long, env = "FULFILLMENT_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
-    /// Partners, publishers, offers and credentials (TOML). Without it, ./fulfillment.toml is
-    /// used when present, else the public demo catalog.
-    #[arg(long, env = "FULFILLMENT_CONFIG")]
-    config: Option<PathBuf>,
-    /// Events folded per projector transaction.
-    #[arg(long, env = "FULFILLMENT_PROJECTOR_BATCH", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    projector_batch: u64,
+    #[command(flatten)]
+    directory: DirectoryArgs,
+    #[command(flatten)]
+    folding: FoldingArgs,
     #[command(flatten)]
     database: DatabaseArgs,
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    billing: BillingTopicArgs,
 }
 
-/// Where Kafka is. Today it carries the billing topic; the event log stays embedded.
+#[derive(Debug, clap::Args)]
+struct IngressArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    directory: DirectoryArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Consumer group of the projectors whose offsets reads wait on (read your own writes).
+    #[arg(long, env = "FULFILLMENT_CONSUMER_GROUP", default_value = "fulfillment-projector")]
+    consumer_group: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProjectorArgs {
+    /// Address of the /healthz and /readyz endpoints.
+    #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    folding: FoldingArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    billing: BillingTopicArgs,
+}
+
+/// Partners, publishers, offers and credentials.
+#[derive(Debug, clap::Args)]
+struct DirectoryArgs {
+    /// Partners, publishers, offers and credentials (TOML). Without it, ./fulfillment.toml is
+    /// used when present, else the public demo catalog.
+    #[arg(long, env = "FULFILLMENT_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// How the projector folds.
+#[derive(Debug, clap::Args)]
+struct FoldingArgs {
+    /// Events folded per projector transaction.
+    #[arg(long, env = "FULFILLMENT_PROJECTOR_BATCH", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    projector_batch: u64,
+    /// Consumer group the projector instances share on the events topic (Kafka mode).
+    #[arg(long, env = "FULFILLMENT_CONSUMER_GROUP", default_value = "fulfillment-projector")]
+    consumer_group: String,
+    /// Seconds without a heartbeat after which Kafka moves a projector's partitions to the
+    /// other instances (Kafka mode).
+    #[arg(long, env = "FULFILLMENT_KAFKA_SESSION_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    kafka_session_timeout: u64,
+}
+
+/// Where Kafka is: the event log's topic, and (for the projector) the billing topic.
 #[derive(Debug, clap::Args)]
 struct KafkaArgs {
-    /// Publish billing events to Kafka (`host:port[,host:port...]`) as CloudEvents, in
-    /// addition to the HTTP billing feed.
+    /// Kafka brokers (`host:port[,host:port...]`): the event log goes to the events topic and
+    /// billing events to the billing topic. Needs --database-url.
     #[arg(long, env = "FULFILLMENT_KAFKA_BROKERS")]
     kafka_brokers: Option<String>,
+    /// Topic the events are appended to (created when missing, unlimited retention).
+    #[arg(long, env = "FULFILLMENT_EVENTS_TOPIC", default_value = "fulfillment.events")]
+    events_topic: String,
+    /// Partitions of the events topic when it is created: the most projector instances that
+    /// share the work.
+    #[arg(long, env = "FULFILLMENT_EVENTS_TOPIC_PARTITIONS", default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    events_topic_partitions: i32,
+    /// Replication factor of topics created by `fulfillment`.
+    #[arg(long, env = "FULFILLMENT_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    kafka_replication_factor: i32,
+    /// Seconds an append waits for the broker's acknowledgement before answering 503.
+    #[arg(long, env = "FULFILLMENT_KAFKA_DELIVERY_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    kafka_delivery_timeout: u64,
+}
+
+/// The billing topic.
+#[derive(Debug, clap::Args)]
+struct BillingTopicArgs {
     /// Topic the billing events are published to.
     #[arg(long, env = "FULFILLMENT_BILLING_TOPIC", default_value = "fulfillment.billing")]
     billing_topic: String,
     /// Partitions of the billing topic when it is created (an existing topic is kept).
     #[arg(long, env = "FULFILLMENT_BILLING_TOPIC_PARTITIONS", default_value_t = 6, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     billing_topic_partitions: i32,
-    /// Replication factor of topics created by `fulfillment`.
-    #[arg(long, env = "FULFILLMENT_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
-    kafka_replication_factor: i32,
+}
+
+impl FoldingArgs {
+    fn session_timeout(&self) -> Duration {
+        Duration::from_secs(self.kafka_session_timeout)
+    }
 }
 
 impl KafkaArgs {
-    fn billing_relay(&self) -> Option<RelayOptions> {
+    fn event_log(&self, consumer_group: &str, session_timeout: Duration) -> EventLogBackend {
+        match &self.kafka_brokers {
+            None => EventLogBackend::Embedded,
+            Some(brokers) => EventLogBackend::Kafka {
+                log: KafkaLogOptions {
+                    topic: self.events_topic.clone(),
+                    partitions: self.events_topic_partitions,
+                    replication_factor: self.kafka_replication_factor,
+                    delivery_timeout: Duration::from_secs(self.kafka_delivery_timeout),
+                    ..KafkaLogOptions::new(brokers.clone())
+                },
+                projector: KafkaProjectorOptions {
+                    topic: self.events_topic.clone(),
+                    group: consumer_group.to_owned(),
+                    session_timeout,
+                    ..KafkaProjectorOptions::new(brokers.clone())
+                },
+            },
+        }
+    }
+
+    fn billing_relay(&self, billing: &BillingTopicArgs) -> Option<RelayOptions> {
         self.kafka_brokers.as_ref().map(|brokers| RelayOptions {
-            topic: self.billing_topic.clone(),
-            partitions: self.billing_topic_partitions,
+            topic: billing.billing_topic.clone(),
+            partitions: billing.billing_topic_partitions,
             replication_factor: self.kafka_replication_factor,
             ..RelayOptions::new(brokers.clone())
         })
+    }
+
+    /// Separate ingress and projector processes exist only on Kafka and PostgreSQL.
+    fn require(&self, database: &DatabaseArgs, command: &str) -> anyhow::Result<()> {
+        if self.kafka_brokers.is_none() || database.database_url.is_none() {
+            anyhow::bail!(
+                "fulfillment {command} needs --kafka-brokers and --database-url (or FULFILLMENT_KAFKA_BROKERS and \
+                 FULFILLMENT_DATABASE_URL); for one process on the embedded log use `fulfillment serve`"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -177,24 +295,75 @@ fn announce_demo() {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Loads the directory named by the flags (or the default file, or the demo catalog).
+fn directory(args: &DirectoryArgs) -> anyhow::Result<fulfillment_ingress::Directory> {
     let explicit = args.config.is_some();
-    let path = args.config.unwrap_or_else(|| PathBuf::from("fulfillment.toml"));
+    let path = args.config.clone().unwrap_or_else(|| PathBuf::from("fulfillment.toml"));
     let (directory, source) = load_directory(&path, explicit)?;
     match &source {
         DirectorySource::Demo => announce_demo(),
         DirectorySource::File(p) => info!(config = %p.display(), "configuration loaded"),
     }
-    let service = Service::start(ServiceOptions {
+    Ok(directory)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.kafka.kafka_brokers.is_some() && args.database.database_url.is_none() {
+        anyhow::bail!(
+            "--kafka-brokers puts the event log in Kafka, whose stream versions and dedupe records live in \
+             PostgreSQL: give --database-url too"
+        );
+    }
+    run(ServiceOptions {
         listen: args.listen,
         data_dir: args.data_dir,
-        directory,
+        roles: Roles::BOTH,
+        event_log: args.kafka.event_log(&args.folding.consumer_group, args.folding.session_timeout()),
+        directory: directory(&args.directory)?,
         clock: Arc::new(SystemClock),
-        projector_batch: args.projector_batch as usize,
+        projector_batch: args.folding.projector_batch as usize,
         read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
-        billing_relay: args.kafka.billing_relay(),
+        billing_relay: args.kafka.billing_relay(&args.billing),
     })
-    .await?;
+    .await
+}
+
+async fn ingress(args: IngressArgs) -> anyhow::Result<()> {
+    args.kafka.require(&args.database, "ingress")?;
+    run(ServiceOptions {
+        listen: args.listen,
+        data_dir: PathBuf::new(),
+        roles: Roles { ingress: true, projector: false },
+        event_log: args.kafka.event_log(&args.consumer_group, Duration::from_secs(10)),
+        directory: directory(&args.directory)?,
+        clock: Arc::new(SystemClock),
+        projector_batch: 1,
+        read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
+        billing_relay: None,
+    })
+    .await
+}
+
+async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
+    args.kafka.require(&args.database, "projector")?;
+    run(ServiceOptions {
+        listen: args.listen,
+        data_dir: PathBuf::new(),
+        roles: Roles { ingress: false, projector: true },
+        event_log: args.kafka.event_log(&args.folding.consumer_group, args.folding.session_timeout()),
+        // The projector serves no API; the directory is never consulted.
+        directory: fulfillment_ingress::Directory::from_toml(DEMO_CONFIG)?,
+        clock: Arc::new(SystemClock),
+        projector_batch: args.folding.projector_batch as usize,
+        read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
+        billing_relay: args.kafka.billing_relay(&args.billing),
+    })
+    .await
+}
+
+/// Starts the service and runs it until SIGINT or SIGTERM.
+async fn run(options: ServiceOptions) -> anyhow::Result<()> {
+    let service = Service::start(options).await?;
     let stop = service.shutdown_token();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -241,6 +410,8 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_format);
     match config.command {
         Command::Serve(args) => serve(args).await,
+        Command::Ingress(args) => ingress(args).await,
+        Command::Projector(args) => projector(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(BenchCommand::Generate(args)) => bench::generate(args).await,

@@ -7,13 +7,14 @@
 pub mod billing_schemas;
 pub mod console;
 pub mod events;
+pub mod kafka;
 pub mod openapi;
 pub mod postgres;
 pub mod webdriver;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use fulfillment::{ReadModelBackend, Service, ServiceOptions};
+use fulfillment::{EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions};
 use fulfillment_ingress::{Directory, ManualClock};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
@@ -78,6 +79,10 @@ pub struct TestApp {
     pub read_models: ReadModelBackend,
     /// Publish billing events to this Kafka topic too.
     pub billing_relay: Option<fulfillment_relay::RelayOptions>,
+    /// Where this app's events live (kept across restarts).
+    pub event_log: EventLogBackend,
+    /// What this app runs.
+    pub roles: Roles,
     service: Option<Service>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -130,22 +135,41 @@ impl TestApp {
 
     /// A service that also publishes its billing events to Kafka.
     pub async fn spawn_with_billing_topic(billing_relay: Option<fulfillment_relay::RelayOptions>) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().to_owned();
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        // The same scenarios run with the read models in PostgreSQL when the test command asks
-        // for it (scripts/test.sh does, in a second pass).
+        // The same scenarios run with the read models in PostgreSQL, or with the event log in
+        // Kafka (a fresh topic per test, read models in PostgreSQL), when the test command asks
+        // for it (scripts/test.sh does, in later passes).
+        let event_log = match std::env::var("FULFILLMENT_TEST_EVENT_LOG").as_deref() {
+            Ok("kafka") => kafka::fresh_event_log(),
+            Ok("embedded") | Err(_) => EventLogBackend::Embedded,
+            Ok(other) => panic!("FULFILLMENT_TEST_EVENT_LOG={other}: expected embedded or kafka"),
+        };
         let read_models = match std::env::var("FULFILLMENT_TEST_READ_MODELS").as_deref() {
             Ok("postgres") => ReadModelBackend::Postgres(postgres::fresh_database().await),
+            _ if matches!(event_log, EventLogBackend::Kafka { .. }) => {
+                ReadModelBackend::Postgres(postgres::fresh_database().await)
+            }
             Ok("embedded") | Err(_) => ReadModelBackend::Embedded,
             Ok(other) => panic!("FULFILLMENT_TEST_READ_MODELS={other}: expected embedded or postgres"),
         };
+        Self::spawn_with(Roles::BOTH, event_log, read_models, billing_relay).await
+    }
+
+    /// A service with exactly these parts and backends.
+    pub async fn spawn_with(
+        roles: Roles,
+        event_log: EventLogBackend,
+        read_models: ReadModelBackend,
+        billing_relay: Option<fulfillment_relay::RelayOptions>,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
         let mut app = TestApp {
             base: String::new(),
+            roles,
+            event_log,
             read_models,
             billing_relay,
-            clock,
-            data_dir,
+            clock: Arc::new(ManualClock::new(Utc::now())),
+            data_dir: dir.path().to_owned(),
             http: reqwest::Client::new(),
             service: None,
             _dir: Some(dir),
@@ -158,6 +182,8 @@ impl TestApp {
         let service = Service::start(ServiceOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: self.data_dir.clone(),
+            roles: self.roles,
+            event_log: self.event_log.clone(),
             directory: Directory::from_toml(&test_config()).unwrap(),
             clock: self.clock.clone(),
             projector_batch: 100,

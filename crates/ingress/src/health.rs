@@ -31,3 +31,41 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS));
     response
 }
+
+/// What a process without the HTTP API (the Kafka projector) reports on `/readyz`: each
+/// component by name, ready when every one is healthy.
+#[derive(Clone, Default)]
+pub struct HealthChecks {
+    /// `(name, healthy)` per component, for example `("projector", ...)`, `("billingRelay", ...)`.
+    pub components: Vec<(&'static str, tokio::sync::watch::Receiver<bool>)>,
+}
+
+/// `/healthz` and `/readyz` alone, for processes that serve no API but must be probed by an
+/// orchestrator (the projector in docker-compose).
+pub fn health_router(checks: HealthChecks) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(live))
+        .route("/readyz", axum::routing::get(components_ready))
+        .with_state(checks)
+}
+
+async fn components_ready(State(checks): State<HealthChecks>) -> Response {
+    let mut report = serde_json::Map::new();
+    for (name, healthy) in &checks.components {
+        report.insert((*name).to_owned(), json!(*healthy.borrow()));
+    }
+    if report.values().all(|v| v == &json!(true)) {
+        report.insert("status".into(), json!("ready"));
+        return axum::Json(serde_json::Value::Object(report)).into_response();
+    }
+    let mut response = problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        "the service is not ready",
+        serde_json::Value::Object(report),
+    );
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS));
+    response
+}

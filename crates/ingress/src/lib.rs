@@ -31,7 +31,8 @@ mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, DirectoryError};
-pub use state::AppState;
+pub use health::{health_router, HealthChecks};
+pub use state::{AppState, InProcessProjection, WriteVisibility};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};

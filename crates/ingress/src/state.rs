@@ -3,14 +3,46 @@
 use crate::clock::Clock;
 use crate::directory::Directory;
 use crate::error::ApiError;
+use async_trait::async_trait;
 use fulfillment_log::EventLog;
 use fulfillment_projector::ReadModels;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Longest a read waits for the in-process projector to catch up with the log.
+/// Longest a read waits for the projector to catch up with this process's writes.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
+
+/// How a read learns that the read models include this process's own writes, so a client reads
+/// what it just wrote. Each deployment shape knows it differently: the embedded projector
+/// publishes its position in memory, the Kafka projector commits offsets to PostgreSQL.
+#[async_trait]
+pub trait WriteVisibility: Send + Sync + 'static {
+    /// Waits up to `limit` until every event this process has appended is folded. `Err` when
+    /// the projector is known to have stopped; a timeout is a lag, not an error.
+    async fn wait_for_own_writes(&self, limit: Duration) -> Result<(), String>;
+}
+
+/// The embedded mode: the projector runs in this process and publishes its position.
+pub struct InProcessProjection {
+    /// The log's durable head.
+    pub head: watch::Receiver<u64>,
+    /// The position the projector committed.
+    pub projected: watch::Receiver<u64>,
+}
+
+#[async_trait]
+impl WriteVisibility for InProcessProjection {
+    async fn wait_for_own_writes(&self, limit: Duration) -> Result<(), String> {
+        let head = *self.head.borrow();
+        let mut projected = self.projected.clone();
+        let reached = tokio::time::timeout(limit, projected.wait_for(|p| *p >= head)).await.map(|r| r.is_ok());
+        match reached {
+            Ok(true) | Err(_) => Ok(()),
+            Ok(false) => Err("the projector has stopped".into()),
+        }
+    }
+}
 
 /// What every handler needs.
 #[derive(Clone)]
@@ -23,9 +55,8 @@ pub struct AppState {
     pub directory: Arc<Directory>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Position the in-process projector has committed, when there is one. Reads wait for it
-    /// to reach the log head, so a client reads its own writes in the embedded mode.
-    pub projected: Option<watch::Receiver<u64>>,
+    /// How reads wait for this process's writes to be folded; `None` serves reads as they are.
+    pub visibility: Option<Arc<dyn WriteVisibility>>,
     /// Whether the projector is healthy, for `/readyz`.
     pub projector_healthy: Option<watch::Receiver<bool>>,
 }
@@ -33,17 +64,10 @@ pub struct AppState {
 impl AppState {
     /// Waits (briefly) until the read models include every event durable right now.
     pub async fn catch_up(&self) -> Result<(), ApiError> {
-        let Some(projected) = &self.projected else {
+        let Some(visibility) = &self.visibility else {
             return Ok(());
         };
-        let head = *self.log.head().borrow();
-        let mut projected = projected.clone();
-        let reached = tokio::time::timeout(READ_YOUR_WRITES_WAIT, projected.wait_for(|p| *p >= head)).await;
-        match reached {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ApiError::Unavailable("the projector has stopped".into())),
-            // Serve what we have: a slow projector is a lag, not an outage.
-            Err(_) => Ok(()),
-        }
+        // Serve what we have after the wait: a slow projector is a lag, not an outage.
+        visibility.wait_for_own_writes(READ_YOUR_WRITES_WAIT).await.map_err(ApiError::Unavailable)
     }
 }
