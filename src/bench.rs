@@ -1,6 +1,6 @@
-//! `fulfillment bench ingest`: a reproducible load test of the embedded mode.
+//! `fulfillment bench ingest`: a reproducible load test of the embedded or the Kafka mode.
 //!
-//! Starts a real service (embedded log, projector, HTTP) on loopback in a scratch directory,
+//! Starts a real service (log, projector, HTTP) on loopback in a scratch directory,
 //! buys `--subscriptions` subscriptions through the partner API, then sends each one a signed
 //! `licenses.assigned` and `setup.confirmed` webhook from `--concurrency` concurrent
 //! connections, and reports throughput, latency percentiles and how long the projector took to
@@ -11,7 +11,8 @@ use base64::Engine;
 use fulfillment::{load_directory, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions};
 use fulfillment_ingress::signature::sign;
 use fulfillment_ingress::SystemClock;
-use fulfillment_projector::PostgresOptions;
+use fulfillment_log::KafkaLogOptions;
+use fulfillment_projector::{KafkaProjectorOptions, PostgresOptions};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,18 @@ pub struct IngestArgs {
     /// scratch SQLite file.
     #[arg(long, env = "FULFILLMENT_BENCH_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Append to a fresh events topic on these Kafka brokers (needs --database-url). The
+    /// ingress runs alone while the requests are sent; then a projector process's worth of
+    /// work starts and folds the whole topic into PostgreSQL, timed separately.
+    #[arg(long, env = "FULFILLMENT_BENCH_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// PostgreSQL connections of the service (in Kafka mode each append in flight holds one
+    /// while it waits for the broker's acknowledgement).
+    #[arg(long, default_value_t = 64)]
+    database_max_connections: u32,
+    /// Partitions of the fresh events topic (Kafka mode).
+    #[arg(long, default_value_t = 12)]
+    partitions: i32,
 }
 
 /// Latency and throughput of one phase.
@@ -137,33 +150,59 @@ fn signed_webhook(
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let (directory, _) = load_directory(Path::new("/nonexistent/use-the-demo-catalog.toml"), false)?;
-    let service = Service::start(ServiceOptions {
-        listen: "127.0.0.1:0".parse()?,
+    let postgres = args.database_url.map(|url| PostgresOptions {
+        url,
+        max_connections: args.database_max_connections,
+        acquire_timeout: Duration::from_secs(30),
+    });
+    let event_log = match &args.kafka_brokers {
+        None => EventLogBackend::Embedded,
+        Some(brokers) => {
+            if postgres.is_none() {
+                bail!("--kafka-brokers needs --database-url (an empty PostgreSQL database)");
+            }
+            let topic = format!("bench.events.{}", uuid::Uuid::new_v4().simple());
+            EventLogBackend::Kafka {
+                log: KafkaLogOptions {
+                    topic: topic.clone(),
+                    partitions: args.partitions,
+                    ..KafkaLogOptions::new(brokers.clone())
+                },
+                projector: KafkaProjectorOptions {
+                    topic,
+                    group: format!("bench-projector-{}", uuid::Uuid::new_v4().simple()),
+                    ..KafkaProjectorOptions::new(brokers.clone())
+                },
+            }
+        }
+    };
+    let kafka = matches!(event_log, EventLogBackend::Kafka { .. });
+    let options = |roles: Roles, directory| ServiceOptions {
+        listen: "127.0.0.1:0".parse().expect("a valid address"),
         data_dir: scratch.path().to_owned(),
-        roles: Roles::BOTH,
-        event_log: EventLogBackend::Embedded,
+        roles,
+        event_log: event_log.clone(),
         directory,
         clock: Arc::new(SystemClock),
         projector_batch: 1000,
-        read_models: match args.database_url {
-            Some(url) => ReadModelBackend::Postgres(PostgresOptions {
-                url,
-                max_connections: 10,
-                acquire_timeout: Duration::from_secs(5),
-            }),
-            None => ReadModelBackend::Embedded,
-        },
+        read_models: postgres.clone().map(ReadModelBackend::Postgres).unwrap_or_default(),
         billing_relay: None,
-    })
-    .await?;
+    };
+    let roles = if kafka { Roles { ingress: true, projector: false } } else { Roles::BOTH };
+    let service = Service::start(options(roles, directory)).await?;
     let base = format!("http://{}", service.addr());
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let n = args.subscriptions;
+    let log_description = match &event_log {
+        EventLogBackend::Embedded => format!("embedded SQLite log in {}", scratch.path().display()),
+        EventLogBackend::Kafka { log, .. } => {
+            format!("Kafka log on {} (topic {}, {} partitions)", log.brokers, log.topic, log.partitions)
+        }
+    };
     println!(
-        "fulfillment bench ingest: {n} subscriptions, {} webhooks, {} connections, embedded SQLite log in {}",
+        "fulfillment bench ingest: {n} subscriptions, {} webhooks, {} connections, {log_description}",
         2 * n,
         args.concurrency,
-        scratch.path().display()
     );
 
     let (c, b) = (client.clone(), base.clone());
@@ -193,6 +232,37 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     .await?;
     webhooks.print();
 
+    // Kafka mode: now a projector folds the whole topic into PostgreSQL.
+    let projector = match (&event_log, &postgres) {
+        (EventLogBackend::Kafka { projector, .. }, Some(database)) => {
+            let store = fulfillment_projector::PostgresReadModel::connect(database).await?;
+            let events = 3 * n as i64;
+            let (directory, _) = load_directory(Path::new("/nonexistent/use-the-demo-catalog.toml"), false)?;
+            let folding = Instant::now();
+            let service = Service::start(options(Roles { ingress: false, projector: true }, directory)).await?;
+            loop {
+                let folded: i64 = store.consumed_offsets(&projector.group, &projector.topic).await?.values().sum();
+                if folded >= events {
+                    break;
+                }
+                if folding.elapsed() > Duration::from_secs(600) {
+                    bail!("the projector folded only {folded} of {events} messages in 10 minutes");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let elapsed = folding.elapsed();
+            println!(
+                "{:<22} {events} events from Kafka folded into PostgreSQL in {:.3} s = {:.0} events/s (batch 1000, incl. joining the group)",
+                "projector",
+                elapsed.as_secs_f64(),
+                events as f64 / elapsed.as_secs_f64()
+            );
+            store.close().await;
+            Some(service)
+        }
+        _ => None,
+    };
+
     // Wait until every activation shows in the billing feed.
     let mut seen = 0usize;
     let mut cursor = "0".to_owned();
@@ -220,6 +290,13 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     service.stop().await;
+    if let Some(projector) = projector {
+        projector.stop().await;
+    }
+    println!(
+        "peak memory {} MiB",
+        fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+    );
     Ok(())
 }
 
