@@ -7,10 +7,27 @@
 #    auth) is started when it is down; each test creates its own fresh database, and databases
 #    left by earlier runs are dropped first. The PostgreSQL store tests run, then the HTTP
 #    scenario suites run a second time with their read models in PostgreSQL.
-# 3. The console's browser test in headless Chromium (Debian's chromium and chromium-driver,
+# 3. Kafka event log: a real Kafka-protocol broker on loopback (Tansu, from crates.io; built
+#    here when missing, in the background while the first suites run, and started on
+#    127.0.0.1:9092 when nothing listens there). The Kafka-mode tests run, then the HTTP
+#    scenario suites a third time with the event log in Kafka and read models in PostgreSQL.
+# 4. The console's browser test in headless Chromium (Debian's chromium and chromium-driver,
 #    installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target/tmp
+
+export FULFILLMENT_TEST_KAFKA="${FULFILLMENT_TEST_KAFKA:-127.0.0.1:9092}"
+kafka_host="${FULFILLMENT_TEST_KAFKA%%:*}"
+kafka_port="${FULFILLMENT_TEST_KAFKA##*:}"
+tansu="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+broker_listening() { (exec 3<>"/dev/tcp/$kafka_host/$kafka_port") 2>/dev/null; }
+tansu_install_pid=""
+if ! broker_listening && [ ! -x "$tansu" ]; then
+  echo "== building the Tansu broker in the background (log: target/tmp/tansu-install.log)"
+  cargo install tansu --version 0.6.0 --locked --features dynostore >target/tmp/tansu-install.log 2>&1 &
+  tansu_install_pid=$!
+fi
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
@@ -41,6 +58,28 @@ cargo test --workspace --locked "$@"
 echo "== PostgreSQL read-model store, and the scenario suites with read models in PostgreSQL"
 cargo test --workspace --locked --test postgres_read_model -- --ignored
 FULFILLMENT_TEST_READ_MODELS=postgres cargo test --workspace --locked \
+  --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console
+
+echo "== Kafka-protocol broker on $FULFILLMENT_TEST_KAFKA"
+if [ -n "$tansu_install_pid" ]; then
+  if ! wait "$tansu_install_pid"; then
+    tail -n 40 target/tmp/tansu-install.log
+    echo "building tansu failed" >&2
+    exit 1
+  fi
+fi
+if ! broker_listening; then
+  "$tansu" broker --listener-url "tcp://$FULFILLMENT_TEST_KAFKA" --advertised-listener-url "tcp://$FULFILLMENT_TEST_KAFKA" \
+    --storage-engine memory://tansu/ >target/tmp/tansu.log 2>&1 &
+  tansu_pid=$!
+  trap 'kill "$tansu_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 30); do broker_listening && break; sleep 1; done
+  broker_listening || { cat target/tmp/tansu.log; echo "the broker did not start" >&2; exit 1; }
+fi
+
+echo "== Kafka event log: broker down, rebalance and kill; then the scenario suites on Kafka + PostgreSQL"
+cargo test --workspace --locked --test kafka_mode -- --ignored
+FULFILLMENT_TEST_EVENT_LOG=kafka cargo test --workspace --locked \
   --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console
 
 echo "== browser test (headless Chromium): screenshots in target/tmp/console-screenshots/"

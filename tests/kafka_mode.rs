@@ -362,3 +362,31 @@ async fn projectors_share_partitions_through_a_rebalance_and_a_kill_and_equal_a_
     }
     ingress.stop().await;
 }
+
+#[test]
+fn separate_processes_and_the_kafka_log_ask_for_what_they_need() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
+            .args(args)
+            .env_remove("FULFILLMENT_KAFKA_BROKERS")
+            .env_remove("FULFILLMENT_DATABASE_URL")
+            .env("FULFILLMENT_LOG_FORMAT", "text")
+            .output()
+            .unwrap()
+    };
+    for command in ["ingress", "projector"] {
+        let out = run(&[command]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command} started without Kafka and PostgreSQL");
+        assert!(
+            stderr.contains("--kafka-brokers")
+                && stderr.contains("--database-url")
+                && stderr.contains("fulfillment serve"),
+            "{command}: {stderr}"
+        );
+    }
+    let out = run(&["serve", "--kafka-brokers", "127.0.0.1:1", "--listen", "127.0.0.1:0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve put the log in Kafka without PostgreSQL");
+    assert!(stderr.contains("--database-url"), "{stderr}");
+}
