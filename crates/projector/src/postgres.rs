@@ -127,15 +127,7 @@ impl PostgresReadModel {
         messages: &[ConsumedMessage],
     ) -> Result<u64, ProjectorError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO projector_positions (projector, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-            .bind(PROJECTOR)
-            .execute(&mut *tx)
-            .await?;
-        // Serializes every batch on this database, whichever instance and partitions it holds.
-        let start: i64 = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = $1 FOR UPDATE")
-            .bind(PROJECTOR)
-            .fetch_one(&mut *tx)
-            .await?;
+        let start = lock_position(&mut tx).await?;
         let mut partitions: Vec<i32> = messages.iter().map(|m| m.partition).collect();
         partitions.sort_unstable();
         partitions.dedup();
@@ -170,21 +162,10 @@ impl PostgresReadModel {
                 events.push(message.event.clone());
             }
         }
-        let mut position = start as u64;
+        let mut position = start;
         if !events.is_empty() {
-            let ids = touched_subscriptions(&events);
-            let mut states = load_states(&mut tx, &ids).await?;
-            let FoldedBatch { outbox, rejected } = fold_batch(&mut states, &events)?;
-            let changed: Vec<&Subscription> = states.values().flatten().collect();
-            save_states(&mut tx, &changed).await?;
-            insert_outbox(&mut tx, outbox).await?;
-            insert_rejected(&mut tx, rejected).await?;
             position = position.max(events.iter().map(|e| e.position).max().unwrap_or(0));
-            sqlx::query("UPDATE projector_positions SET position = $2 WHERE projector = $1")
-                .bind(PROJECTOR)
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await?;
+            fold_and_write(&mut tx, &events, position).await?;
         }
         let mut offsets = QueryBuilder::<Postgres>::new(
             "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) ",
@@ -218,6 +199,44 @@ impl PostgresReadModel {
         .await?;
         Ok(rows.into_iter().collect())
     }
+}
+
+/// Takes the projector's row lock for this batch (creating the row on first use) and returns
+/// the stored position. The lock serializes batches on the database: a second projector waits
+/// here, then sees what the first committed and refuses or trims its batch instead of folding
+/// anything twice.
+async fn lock_position(tx: &mut Transaction<'_, Postgres>) -> Result<u64, ProjectorError> {
+    sqlx::query("INSERT INTO projector_positions (projector, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+        .bind(PROJECTOR)
+        .execute(&mut **tx)
+        .await?;
+    let position: i64 = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = $1 FOR UPDATE")
+        .bind(PROJECTOR)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(position as u64)
+}
+
+/// Folds `events` onto the stored states and writes the changed rows, the billing outbox rows,
+/// the rejected events and the new `position`, inside the batch's transaction.
+async fn fold_and_write(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[StoredEvent],
+    position: u64,
+) -> Result<(), ProjectorError> {
+    let ids = touched_subscriptions(events);
+    let mut states = load_states(tx, &ids).await?;
+    let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
+    let changed: Vec<&Subscription> = states.values().flatten().collect();
+    save_states(tx, &changed).await?;
+    insert_outbox(tx, outbox).await?;
+    insert_rejected(tx, rejected).await?;
+    sqlx::query("UPDATE projector_positions SET position = $2 WHERE projector = $1")
+        .bind(PROJECTOR)
+        .bind(position as i64)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Loads the current state of every subscription in `ids`, locking their rows for the batch.
@@ -329,35 +348,14 @@ impl ReadModels for PostgresReadModel {
 
     async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO projector_positions (projector, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-            .bind(PROJECTOR)
-            .execute(&mut *tx)
-            .await?;
-        // The row lock serializes batches: a second projector waits here, then sees the moved
-        // position and refuses its (now stale) batch instead of folding it twice.
-        let start: i64 = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = $1 FOR UPDATE")
-            .bind(PROJECTOR)
-            .fetch_one(&mut *tx)
-            .await?;
-        let start = start as u64;
+        let start = lock_position(&mut tx).await?;
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Ok(start);
         };
         if first.position <= start {
             return Err(ProjectorError::Gap { position: start, first: first.position });
         }
-        let ids = touched_subscriptions(events);
-        let mut states = load_states(&mut tx, &ids).await?;
-        let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
-        let changed: Vec<&Subscription> = states.values().flatten().collect();
-        save_states(&mut tx, &changed).await?;
-        insert_outbox(&mut tx, outbox).await?;
-        insert_rejected(&mut tx, rejected).await?;
-        sqlx::query("UPDATE projector_positions SET position = $2 WHERE projector = $1")
-            .bind(PROJECTOR)
-            .bind(last.position as i64)
-            .execute(&mut *tx)
-            .await?;
+        fold_and_write(&mut tx, events, last.position).await?;
         tx.commit().await?;
         Ok(last.position)
     }
