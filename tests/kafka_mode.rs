@@ -11,7 +11,7 @@
 //!   activated subscription.
 //!
 //! Both need PostgreSQL, so they are `#[ignore]`d for plain `cargo test` and run by the test
-//! script.
+//! script; the command-line checks at the end need nothing.
 
 mod common;
 
@@ -109,6 +109,71 @@ async fn broker_down_answers_503_accepts_nothing_and_recovers() {
     wait_for_status(&app, &sub, "active").await;
     assert_eq!(app.billing_types(&sub).await, vec!["billing.started"]);
     app.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (scripts/test.sh)"]
+async fn two_ingress_processes_agree_on_dedupe_and_stream_order() {
+    let cluster = MockCluster::new(1).unwrap();
+    let log = KafkaLogOptions { create_topic: false, ..kafka::fresh_log_options_on(&cluster.bootstrap_servers()) };
+    cluster.create_topic(&log.topic, 3, 1).unwrap();
+    let projector = kafka::projector_options(&log);
+    let database = postgres::fresh_database().await;
+    let backend = EventLogBackend::Kafka { log, projector };
+    let first = std::sync::Arc::new(
+        TestApp::spawn_with(Roles::BOTH, backend.clone(), ReadModelBackend::Postgres(database.clone()), None).await,
+    );
+    let second = std::sync::Arc::new(
+        TestApp::spawn_with(
+            Roles { ingress: true, projector: false },
+            backend,
+            ReadModelBackend::Postgres(database.clone()),
+            None,
+        )
+        .await,
+    );
+    let (_, sub) = first.purchase("customer-1", 5).await;
+
+    // The same webhook delivered to both ingress processes at once, several times, plus
+    // renames racing on the same stream from both.
+    let mut deliveries = Vec::new();
+    for i in 0..12 {
+        let app = if i % 2 == 0 { first.clone() } else { second.clone() };
+        let sub = sub.clone();
+        deliveries.push(tokio::spawn(async move {
+            if i < 8 {
+                let reply = app.licenses_assigned("msg_assign_once", &sub, 5).await.expect(200);
+                Some(reply.body)
+            } else {
+                app.patch("customer-1", &sub, serde_json::json!({"friendlyName": format!("name {i}")}))
+                    .await
+                    .expect(200);
+                None
+            }
+        }));
+    }
+    let mut answers = Vec::new();
+    for delivery in deliveries {
+        answers.extend(delivery.await.unwrap());
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "different answers to one webhook id: {answers:?}");
+
+    let pool = pool(&database).await;
+    let streams: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT stream_version, envelope FROM log_events
+         WHERE subscription_id = $1 AND outcome = 'committed' ORDER BY stream_version",
+    )
+    .bind(&sub)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let versions: Vec<i64> = streams.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, (1..=6).collect::<Vec<i64>>(), "purchase, one licenses.assigned, four renames");
+    let assigned = streams.iter().filter(|(_, e)| e.contains("\"subscription.licenses_assigned\"")).count();
+    assert_eq!(assigned, 1, "the webhook was accepted more than once");
+    for app in [first, second] {
+        std::sync::Arc::try_unwrap(app).ok().expect("no task holds the app").stop().await;
+    }
 }
 
 /// A `fulfillment projector` process, logging its batches to `log_file`.
