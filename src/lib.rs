@@ -368,6 +368,14 @@ impl Service {
             )),
             _ => None,
         };
+        let mut components = Vec::new();
+        if let Some(projector) = &projector {
+            components.push(("projector", projector.healthy.clone()));
+        }
+        if let Some(relay) = &relay {
+            components.push(("billingRelay", relay.healthy.clone()));
+        }
+        let health = HealthChecks { components };
         let app = if roles.ingress {
             fulfillment_ingress::router(AppState {
                 log,
@@ -375,17 +383,10 @@ impl Service {
                 directory: Arc::new(options.directory),
                 clock: options.clock,
                 visibility: Some(visibility),
-                projector_healthy: projector.as_ref().map(|p| p.healthy.clone()),
+                health,
             })
         } else {
-            let mut components = Vec::new();
-            if let Some(projector) = &projector {
-                components.push(("projector", projector.healthy.clone()));
-            }
-            if let Some(relay) = &relay {
-                components.push(("billingRelay", relay.healthy.clone()));
-            }
-            health_router(HealthChecks { components })
+            health_router(health)
         };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await

@@ -72,3 +72,41 @@ async fn a_billing_consumer_sees_one_billing_start_per_activated_subscription() 
     assert_eq!(app.billing_events().await.len(), 3);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn readiness_reports_the_billing_relay_while_the_broker_is_down() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("fulfillment.billing", 1, 1).unwrap();
+    let relay =
+        RelayOptions { create_topic: false, delivery_timeout: Duration::from_secs(1), ..RelayOptions::new(&brokers) };
+    let app = TestApp::spawn_with_billing_topic(Some(relay)).await;
+    let ready = app.request(reqwest::Method::GET, "/readyz", None, None, &[]).await.expect(200);
+    assert_eq!(ready.body["billingRelay"], true, "{}", ready.body);
+
+    cluster.broker_down(1).unwrap();
+    let (_, sub) = app.purchase("customer-1", 5).await;
+    app.licenses_assigned("msg_assign", &sub, 5).await.expect(200);
+    app.setup_confirmed("msg_setup", &sub, 5).await.expect(200);
+    let poll = |expected: u16| {
+        let app = &app;
+        async move {
+            for _ in 0..80 {
+                let reply = app.request(reqwest::Method::GET, "/readyz", None, None, &[]).await;
+                if reply.status.as_u16() == expected {
+                    return reply;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            panic!("/readyz never answered {expected}");
+        }
+    };
+    let not_ready = poll(503).await.expect(503);
+    assert_eq!(not_ready.body["billingRelay"], false, "{}", not_ready.body);
+    assert_eq!(not_ready.body["log"], true, "the embedded log is fine: {}", not_ready.body);
+
+    cluster.broker_up(1).unwrap();
+    let ready = poll(200).await;
+    assert_eq!(ready.body["billingRelay"], true, "{}", ready.body);
+    app.stop().await;
+}

@@ -13,44 +13,19 @@ pub(crate) async fn live() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
 
-/// 200 when the log and the projector are healthy, 503 problem+json otherwise.
+/// 200 when the log and every background component (projector, billing relay) are healthy,
+/// 503 problem+json otherwise.
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let log = state.log.is_ready().await;
-    let projector = state.projector_healthy.as_ref().map(|h| *h.borrow()).unwrap_or(true);
-    if log && projector {
-        return axum::Json(json!({ "status": "ready", "log": true, "projector": true })).into_response();
-    }
-    let mut response = problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not-ready",
-        "the service is not ready",
-        json!({ "log": log, "projector": projector }),
-    );
-    response
-        .headers_mut()
-        .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS));
-    response
+    readiness(Some(log), &state.health)
 }
 
-/// What a process without the HTTP API (the Kafka projector) reports on `/readyz`: each
-/// component by name, ready when every one is healthy.
-#[derive(Clone, Default)]
-pub struct HealthChecks {
-    /// `(name, healthy)` per component, for example `("projector", ...)`, `("billingRelay", ...)`.
-    pub components: Vec<(&'static str, tokio::sync::watch::Receiver<bool>)>,
-}
-
-/// `/healthz` and `/readyz` alone, for processes that serve no API but must be probed by an
-/// orchestrator (the projector in docker-compose).
-pub fn health_router(checks: HealthChecks) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", axum::routing::get(live))
-        .route("/readyz", axum::routing::get(components_ready))
-        .with_state(checks)
-}
-
-async fn components_ready(State(checks): State<HealthChecks>) -> Response {
+/// The readiness answer: every named check, and `status` when all pass.
+fn readiness(log: Option<bool>, checks: &HealthChecks) -> Response {
     let mut report = serde_json::Map::new();
+    if let Some(log) = log {
+        report.insert("log".into(), json!(log));
+    }
     for (name, healthy) in &checks.components {
         report.insert((*name).to_owned(), json!(*healthy.borrow()));
     }
@@ -68,4 +43,25 @@ async fn components_ready(State(checks): State<HealthChecks>) -> Response {
         .headers_mut()
         .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS));
     response
+}
+
+/// The background components a process runs (projector, billing relay), reported by name on
+/// `/readyz`, which is ready only when every one is healthy.
+#[derive(Clone, Default)]
+pub struct HealthChecks {
+    /// `(name, healthy)` per component, for example `("projector", ...)`, `("billingRelay", ...)`.
+    pub components: Vec<(&'static str, tokio::sync::watch::Receiver<bool>)>,
+}
+
+/// `/healthz` and `/readyz` alone, for processes that serve no API but must be probed by an
+/// orchestrator (the projector in docker-compose).
+pub fn health_router(checks: HealthChecks) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(live))
+        .route("/readyz", axum::routing::get(components_ready))
+        .with_state(checks)
+}
+
+async fn components_ready(State(checks): State<HealthChecks>) -> Response {
+    readiness(None, &checks)
 }

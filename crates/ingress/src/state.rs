@@ -57,8 +57,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// How reads wait for this process's writes to be folded; `None` serves reads as they are.
     pub visibility: Option<Arc<dyn WriteVisibility>>,
-    /// Whether the projector is healthy, for `/readyz`.
-    pub projector_healthy: Option<watch::Receiver<bool>>,
+    /// Health of what runs beside the API in this process (projector, billing relay), for
+    /// `/readyz`.
+    pub health: crate::health::HealthChecks,
 }
 
 impl AppState {
