@@ -184,13 +184,13 @@ impl Fuzzer {
         } else {
             PARTNER_1_KEY
         };
-        let auth = match self.rng.gen_range(0..10) {
-            0..=3 => Some(format!("Bearer {fitting}")),
-            4 => Some(format!("Bearer {PARTNER_2_KEY}")),
-            1 => Some(format!("Bearer {CONTOSO_TOKEN}")),
-            2 => Some(format!("Bearer {BILLING_KEY}")),
-            3 => Some("Bearer ".into()),
-            4 => Some(format!("Basic {}", "y".repeat(self.rng.gen_range(0..500)))),
+        let auth = match self.rng.gen_range(0..12) {
+            0..=4 => Some(format!("Bearer {fitting}")),
+            5 => Some(format!("Bearer {PARTNER_2_KEY}")),
+            6 => Some(format!("Bearer {CONTOSO_TOKEN}")),
+            7 => Some(format!("Bearer {BILLING_KEY}")),
+            8 => Some("Bearer ".into()),
+            9 => Some(format!("Basic {}", "y".repeat(self.rng.gen_range(0..500)))),
             _ => None,
         };
         if let Some(auth) = auth {
