@@ -75,6 +75,10 @@ pub fn run_kafka_projector(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", options.session_timeout.as_millis().to_string())
         .set("heartbeat.interval.ms", (options.session_timeout.as_millis() / 4).max(100).to_string())
+        // The rebalance timeout: how long a rebalance waits for members to rejoin before it
+        // drops them. A killed instance never rejoins, so librdkafka's default (5 minutes)
+        // would stall the group that long; a batch takes far less than this bound.
+        .set("max.poll.interval.ms", (options.session_timeout.as_millis() * 3).max(10_000).to_string())
         .create()
         .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
     consumer.subscribe(&[&options.topic]).map_err(|e| ProjectorError::Consumer(e.to_string()))?;
