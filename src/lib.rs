@@ -3,10 +3,11 @@
 //!
 //! This crate assembles the service from the workspace crates: `fulfillment-core` (the pure
 //! domain), `fulfillment-log` (the event log), `fulfillment-projector` (read models and the
-//! billing outbox) and `fulfillment-ingress` (HTTP). [`Service::start`] runs ingress and
-//! projector in one process on the embedded log, the zero-setup default; [`Service::stop`]
-//! shuts down in a fixed order: stop accepting requests and drain them, let the projector
-//! finish its batch, then close storage.
+//! billing outbox), `fulfillment-ingress` (HTTP) and `fulfillment-relay` (billing topic).
+//! [`Service::start`] runs the [`Roles`] asked for: ingress and projector in one process on the
+//! embedded log (the zero-setup default), or either or both on the Kafka log with PostgreSQL
+//! read models; [`Service::stop`] shuts down in a fixed order: stop accepting requests and
+//! drain them, let the projector finish its batch, then close storage.
 
 use async_trait::async_trait;
 use fulfillment_ingress::{
