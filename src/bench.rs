@@ -218,7 +218,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     );
 
     let secret = base64::engine::general_purpose::STANDARD.decode(&CONTOSO_SECRET["whsec_".len()..])?;
-    let (c, b, subs) = (client.clone(), base.clone(), subscriptions.clone());
+    let (c, b, subs, key) = (client.clone(), base.clone(), subscriptions.clone(), secret.clone());
     let started = Instant::now();
     let (webhooks, _) = run_phase("signed webhooks", 2 * n, args.concurrency, move |i| {
         let sub = &subs[i / 2];
@@ -227,7 +227,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         } else {
             json!({"type": "setup.confirmed", "subscriptionId": sub, "data": {"planId": "standard", "quantity": 5}})
         };
-        signed_webhook(&c, &b, &secret, format!("bench-{i}"), body)
+        signed_webhook(&c, &b, &key, format!("bench-{i}"), body)
     })
     .await?;
     webhooks.print();
@@ -293,6 +293,28 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(projector) = projector {
         projector.stop().await;
     }
+
+    // The ceiling on this machine: the same requests from the same client against an axum
+    // handler that does nothing, so the figure above can be read as a share of it.
+    let noop = axum::Router::new()
+        .route("/webhooks/publishers/{publisher}", axum::routing::post(|| async { axum::Json(json!({})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let noop_base = format!("http://{}", listener.local_addr()?);
+    let noop_server = tokio::spawn(async move { axum::serve(listener, noop).await });
+    let (c, b, subs) = (client.clone(), noop_base, subscriptions.clone());
+    let (baseline, _) = run_phase("no-op axum handler", 2 * n, args.concurrency, move |i| {
+        let body = json!({"type": "licenses.assigned", "subscriptionId": &subs[i / 2], "data": {"assignedCount": 5}});
+        signed_webhook(&c, &b, &secret, format!("noop-{i}"), body)
+    })
+    .await?;
+    noop_server.abort();
+    baseline.print();
+    let rate = |phase: &Phase| phase.requests as f64 / phase.elapsed.as_secs_f64();
+    println!(
+        "{:<22} signed webhooks at {:.1}% of the no-op handler's rate on this machine",
+        "ratio",
+        100.0 * rate(&webhooks) / rate(&baseline)
+    );
     println!(
         "peak memory {} MiB",
         fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
