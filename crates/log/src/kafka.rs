@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use fulfillment_core::{EventEnvelope, SubscriptionId};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
@@ -108,13 +108,7 @@ impl KafkaEventLog {
     /// Builds the producer over an already migrated PostgreSQL pool, and creates the topic when
     /// asked to and missing.
     pub async fn connect(options: KafkaLogOptions, pool: PgPool) -> Result<Self, LogError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &options.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", options.delivery_timeout.as_millis().to_string())
-            .set("linger.ms", "2")
-            .create()
+        let producer = idempotent_producer(&options.brokers, options.delivery_timeout, Duration::from_millis(2))
             .map_err(|e| LogError::Unavailable(format!("kafka producer: {e}")))?;
         if options.create_topic {
             ensure_topic(&options).await?;
@@ -170,25 +164,97 @@ async fn end_offsets(producer: &FutureProducer, topic: &str) -> BTreeMap<i32, i6
 /// Creates the events topic when missing, with unlimited retention: it is the source of truth,
 /// and a replay must find the first event.
 pub async fn ensure_topic(options: &KafkaLogOptions) -> Result<(), LogError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &options.brokers)
+    create_topic_if_missing(
+        &options.brokers,
+        &options.topic,
+        options.partitions,
+        options.replication_factor,
+        &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| LogError::Unavailable(e.to_string()))
+}
+
+/// The producer every `fulfillment` topic is written with: idempotent and acknowledged by all
+/// in-sync replicas, so the client's own retries never duplicate or reorder a partition's
+/// messages; a message not acknowledged within `delivery_timeout` fails.
+pub fn idempotent_producer(brokers: &str, delivery_timeout: Duration, linger: Duration) -> KafkaResult<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
+        .set("linger.ms", linger.as_millis().to_string())
         .create()
-        .map_err(|e| LogError::Unavailable(format!("kafka admin client: {e}")))?;
-    let topic = NewTopic::new(&options.topic, options.partitions, TopicReplication::Fixed(options.replication_factor))
-        .set("retention.ms", "-1")
-        .set("retention.bytes", "-1");
-    let admin_options = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics([&topic], &admin_options)
-        .await
-        .map_err(|e| LogError::Unavailable(format!("creating topic {}: {e}", options.topic)))?;
-    for result in results {
+}
+
+/// A topic could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("creating topic {topic}: {reason}")]
+pub struct TopicCreationError {
+    /// Topic.
+    pub topic: String,
+    /// The client's or the broker's answer.
+    pub reason: String,
+}
+
+/// Creates `topic` with `config` when it does not exist; an existing topic is left as it is.
+pub async fn create_topic_if_missing(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    config: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(), TopicCreationError> {
+    let failed = |reason: String| TopicCreationError { topic: topic.to_owned(), reason };
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(|e| failed(e.to_string()))?;
+    let new_topic = config
+        .iter()
+        .fold(NewTopic::new(topic, partitions, TopicReplication::Fixed(replication_factor)), |t, (k, v)| t.set(k, v));
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    for result in admin.create_topics([&new_topic], &options).await.map_err(|e| failed(e.to_string()))? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(LogError::Unavailable(format!("creating topic {topic}: {code}"))),
+            Err((_, code)) => return Err(failed(code.to_string())),
         }
     }
     Ok(())
+}
+
+/// The CloudEvents Kafka binding's headers (binary content mode, JSON data) of one message, so
+/// any Kafka tool can tell what a message is without parsing it.
+#[derive(Debug, Clone, Copy)]
+pub struct CloudEvent<'a> {
+    /// `ce_id`: unique per event, what consumers dedupe on.
+    pub id: &'a str,
+    /// `ce_type`.
+    pub event_type: &'a str,
+    /// `ce_source`.
+    pub source: &'a str,
+    /// `ce_subject`: the subscription id.
+    pub subject: &'a str,
+    /// `ce_time`, RFC 3339, when known.
+    pub time: Option<&'a str>,
+}
+
+impl CloudEvent<'_> {
+    /// The headers, to which a producer may add its own.
+    pub fn headers(&self) -> OwnedHeaders {
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "ce_specversion", value: Some("1.0") })
+            .insert(Header { key: "ce_id", value: Some(self.id) })
+            .insert(Header { key: "ce_type", value: Some(self.event_type) })
+            .insert(Header { key: "ce_source", value: Some(self.source) })
+            .insert(Header { key: "ce_subject", value: Some(self.subject) })
+            .insert(Header { key: "content-type", value: Some("application/json") });
+        match self.time {
+            Some(time) => headers.insert(Header { key: "ce_time", value: Some(time) }),
+            None => headers,
+        }
+    }
 }
 
 /// One event of an append, ready to produce.
@@ -208,18 +274,18 @@ impl Outgoing {
         let time = self.envelope.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let position = self.position.to_string();
         let stream_version = self.stream_version.to_string();
-        OwnedHeaders::new()
-            .insert(Header { key: "ce_specversion", value: Some("1.0") })
-            .insert(Header { key: "ce_id", value: Some(&id) })
-            .insert(Header { key: "ce_type", value: Some(self.envelope.event_type()) })
-            .insert(Header { key: "ce_source", value: Some(source) })
-            .insert(Header { key: "ce_subject", value: Some(&self.subscription_id) })
-            .insert(Header { key: "ce_time", value: Some(&time) })
-            .insert(Header { key: "content-type", value: Some("application/json") })
-            .insert(Header { key: POSITION_HEADER, value: Some(&position) })
-            .insert(Header { key: STREAM_VERSION_HEADER, value: Some(&stream_version) })
-            .insert(Header { key: PREVIOUS_HASH_HEADER, value: Some(&self.previous_hash) })
-            .insert(Header { key: HASH_HEADER, value: Some(&self.hash) })
+        CloudEvent {
+            id: &id,
+            event_type: self.envelope.event_type(),
+            source,
+            subject: &self.subscription_id,
+            time: Some(&time),
+        }
+        .headers()
+        .insert(Header { key: POSITION_HEADER, value: Some(&position) })
+        .insert(Header { key: STREAM_VERSION_HEADER, value: Some(&stream_version) })
+        .insert(Header { key: PREVIOUS_HASH_HEADER, value: Some(&self.previous_hash) })
+        .insert(Header { key: HASH_HEADER, value: Some(&self.hash) })
     }
 }
 

@@ -19,8 +19,9 @@ mod sqlite;
 pub use chain::{event_hash, GENESIS_HASH};
 pub use error::LogError;
 pub use kafka::{
-    decode_message, ensure_topic, resolve_committed, KafkaEventLog, KafkaLogOptions, HASH_HEADER, POSITION_HEADER,
-    PREVIOUS_HASH_HEADER, STREAM_VERSION_HEADER,
+    create_topic_if_missing, decode_message, ensure_topic, idempotent_producer, resolve_committed, CloudEvent,
+    KafkaEventLog, KafkaLogOptions, TopicCreationError, HASH_HEADER, POSITION_HEADER, PREVIOUS_HASH_HEADER,
+    STREAM_VERSION_HEADER,
 };
 pub use sqlite::{SqliteEventLog, SqliteLogOptions};
 

@@ -17,13 +17,11 @@
 //! the value and `ce_specversion`, `ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_subject` and
 //! `content-type` headers.
 
+use fulfillment_log::{create_topic_if_missing, idempotent_producer, CloudEvent};
 use fulfillment_projector::{OutboxEntry, ProjectorError, ReadModels};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -98,33 +96,23 @@ pub struct BillingRelay {
 impl BillingRelay {
     /// Builds the idempotent producer (no connection is made until the first use).
     pub fn new(options: RelayOptions) -> Result<Self, RelayError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &options.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", options.delivery_timeout.as_millis().to_string())
-            .set("linger.ms", "5")
-            .create()?;
+        let producer = idempotent_producer(&options.brokers, options.delivery_timeout, Duration::from_millis(5))?;
         Ok(BillingRelay { producer, options })
     }
 
     /// Creates the billing topic when it does not exist.
     pub async fn ensure_topic(&self) -> Result<(), RelayError> {
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &self.options.brokers).create()?;
-        let topic = NewTopic::new(
-            &self.options.topic,
-            self.options.partitions,
-            TopicReplication::Fixed(self.options.replication_factor),
-        );
-        let options = AdminOptions::new().request_timeout(Some(self.options.delivery_timeout));
-        for result in admin.create_topics([&topic], &options).await? {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => return Err(RelayError::Topic { topic, reason: code.to_string() }),
-            }
-        }
-        Ok(())
+        let options = &self.options;
+        create_topic_if_missing(
+            &options.brokers,
+            &options.topic,
+            options.partitions,
+            options.replication_factor,
+            &[],
+            options.delivery_timeout,
+        )
+        .await
+        .map_err(|e| RelayError::Topic { topic: e.topic, reason: e.reason })
     }
 
     /// Publishes up to one batch of unpublished outbox rows, in order, and marks those the
@@ -179,19 +167,10 @@ fn cloud_event_headers(row: &OutboxEntry, source: &str) -> OwnedHeaders {
     let time = serde_json::from_str::<serde_json::Value>(&row.payload)
         .ok()
         .and_then(|v| v["effectiveAt"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+        .filter(|t| !t.is_empty());
     let id = row.billing_event_id.to_string();
-    let mut headers = OwnedHeaders::new()
-        .insert(Header { key: "ce_specversion", value: Some("1.0") })
-        .insert(Header { key: "ce_id", value: Some(&id) })
-        .insert(Header { key: "ce_type", value: Some(&row.event_type) })
-        .insert(Header { key: "ce_source", value: Some(source) })
-        .insert(Header { key: "ce_subject", value: Some(&row.subscription_id) })
-        .insert(Header { key: "content-type", value: Some("application/json") });
-    if !time.is_empty() {
-        headers = headers.insert(Header { key: "ce_time", value: Some(&time) });
-    }
-    headers
+    CloudEvent { id: &id, event_type: &row.event_type, source, subject: &row.subscription_id, time: time.as_deref() }
+        .headers()
 }
 
 /// A running relay.
