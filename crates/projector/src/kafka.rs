@@ -124,7 +124,7 @@ pub fn run_kafka_projector(
                     Ok(Err(_)) | Err(_) => break,
                 }
             }
-            match fold(&store, &log, &options, batch.clone()).await {
+            match fold(&store, &log, &options, &batch).await {
                 Ok(Some((position, next_offsets))) => {
                     position_tx.send_modify(|p| *p = (*p).max(position));
                     healthy_tx.send_replace(true);
@@ -170,7 +170,6 @@ async fn broker_answers(consumer: &Arc<StreamConsumer>, topic: &str) -> bool {
 }
 
 /// A consumed message decoded (or the reason it could not be), with where it came from.
-#[derive(Clone)]
 struct Consumed {
     partition: i32,
     offset: i64,
@@ -191,7 +190,7 @@ async fn fold(
     store: &PostgresReadModel,
     log: &PgPool,
     options: &KafkaProjectorOptions,
-    batch: Vec<Consumed>,
+    batch: &[Consumed],
 ) -> Result<Option<(u64, BTreeMap<i32, i64>)>, ProjectorError> {
     if batch.is_empty() {
         return Ok(None);
@@ -200,7 +199,7 @@ async fn fold(
     for consumed in batch {
         // An event this version cannot read stops the projector (like the embedded one) rather
         // than being skipped: it may be a newer writer's, and skipping would lose it.
-        let event = consumed.event.map_err(|reason| {
+        let event = consumed.event.as_ref().map_err(|reason| {
             ProjectorError::Corrupt(format!("partition {} offset {}: {reason}", consumed.partition, consumed.offset))
         })?;
         decoded.push((consumed.partition, consumed.offset, event));
@@ -212,7 +211,8 @@ async fn fold(
         .into_iter()
         .map(|(partition, offset, event)| {
             next_offsets.insert(partition, offset + 1);
-            ConsumedMessage { partition, offset, committed: committed.contains(&event.envelope.event_id), event }
+            let committed = committed.contains(&event.envelope.event_id);
+            ConsumedMessage { partition, offset, committed, event: event.clone() }
         })
         .collect();
     let position = store.project_consumed(&options.group, &options.topic, &messages).await?;
