@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use fulfillment_ingress::{
     health_router, AppState, Clock, Directory, DirectoryError, HealthChecks, InProcessProjection, WriteVisibility,
 };
-use fulfillment_log::{EventLog, KafkaEventLog, KafkaLogOptions, LogError, SqliteEventLog, SqliteLogOptions};
+use fulfillment_log::{
+    ensure_topic, EventLog, KafkaEventLog, KafkaLogOptions, LogError, SqliteEventLog, SqliteLogOptions,
+};
 use fulfillment_projector::{
     run_kafka_projector, run_projector, KafkaProjectorOptions, PostgresOptions, PostgresReadModel, ProjectorError,
     ProjectorHandle, ReadModels, SqliteReadModel,
@@ -296,70 +298,76 @@ impl Service {
         if !roles.ingress && !roles.projector {
             return Err(StartError::Invalid("nothing to run: neither ingress nor projector".into()));
         }
-        let kafka = match &options.event_log {
-            EventLogBackend::Embedded => None,
-            EventLogBackend::Kafka { log, projector } => Some((log.clone(), projector.clone())),
-        };
-        if kafka.is_none() && roles != Roles::BOTH {
+        if matches!(options.event_log, EventLogBackend::Embedded) && roles != Roles::BOTH {
             return Err(StartError::Invalid(
                 "the embedded event log runs ingress and projector in one process (fulfillment serve); \
                  separate ingress and projector processes need --kafka-brokers and --database-url"
                     .into(),
             ));
         }
-        if kafka.is_some() && !matches!(options.read_models, ReadModelBackend::Postgres(_)) {
-            return Err(StartError::Invalid(
-                "the Kafka event log keeps stream versions and dedupe records in PostgreSQL: give --database-url too"
-                    .into(),
-            ));
-        }
-        let lock = match kafka {
-            None => Some(DataDirLock::acquire(&options.data_dir)?),
-            Some(_) => None,
+        let lock = match options.event_log {
+            EventLogBackend::Embedded => Some(DataDirLock::acquire(&options.data_dir)?),
+            EventLogBackend::Kafka { .. } => None,
         };
         let read_model = ReadModelStore::open(&options.read_models, &options.data_dir).await?;
         let read_models = read_model.shared();
         let shutdown = CancellationToken::new();
-        let (log, projector, visibility): (Arc<dyn EventLog>, Option<ProjectorHandle>, Arc<dyn WriteVisibility>) =
-            match (kafka, &read_model) {
-                (None, _) => {
-                    let log: Arc<dyn EventLog> = Arc::new(
-                        SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default())
-                            .await?,
-                    );
-                    let projector = run_projector(
-                        log.clone(),
-                        read_models.clone(),
-                        options.projector_batch,
+        // What the ingress needs (the log, and how its reads wait for its own writes), when this
+        // process runs one, and the projector.
+        type IngressParts = (Arc<dyn EventLog>, Arc<dyn WriteVisibility>);
+        let (ingress, projector): (Option<IngressParts>, Option<ProjectorHandle>) = match (
+            &options.event_log,
+            &read_model,
+        ) {
+            (EventLogBackend::Embedded, _) => {
+                let log: Arc<dyn EventLog> = Arc::new(
+                    SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default()).await?,
+                );
+                let projector =
+                    run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
+                let visibility: Arc<dyn WriteVisibility> =
+                    Arc::new(InProcessProjection { head: log.head(), projected: projector.position.clone() });
+                (Some((log, visibility)), Some(projector))
+            }
+            (
+                EventLogBackend::Kafka { log: log_options, projector: projector_options },
+                ReadModelStore::Postgres(store),
+            ) => {
+                let kafka_log = if roles.ingress {
+                    Some(KafkaEventLog::connect(log_options.clone(), store.pool().clone()).await?)
+                } else {
+                    // The projector only consumes; it still creates the topic, so whichever
+                    // process starts first finds it.
+                    if log_options.create_topic {
+                        ensure_topic(log_options).await?;
+                    }
+                    None
+                };
+                let projector = if roles.projector {
+                    Some(run_kafka_projector(
+                        KafkaProjectorOptions { batch: options.projector_batch, ..projector_options.clone() },
+                        store.clone(),
+                        store.pool().clone(),
                         shutdown.child_token(),
-                    );
-                    let visibility =
-                        Arc::new(InProcessProjection { head: log.head(), projected: projector.position.clone() });
-                    (log, Some(projector), visibility)
-                }
-                (Some((log_options, projector_options)), ReadModelStore::Postgres(store)) => {
-                    let kafka_log = KafkaEventLog::connect(log_options, store.pool().clone()).await?;
-                    let projector = if roles.projector {
-                        Some(run_kafka_projector(
-                            KafkaProjectorOptions { batch: options.projector_batch, ..projector_options.clone() },
-                            store.clone(),
-                            store.pool().clone(),
-                            shutdown.child_token(),
-                        )?)
-                    } else {
-                        None
-                    };
-                    let visibility = Arc::new(KafkaWriteVisibility {
-                        log: kafka_log.clone(),
+                    )?)
+                } else {
+                    None
+                };
+                let ingress = kafka_log.map(|log| {
+                    let visibility: Arc<dyn WriteVisibility> = Arc::new(KafkaWriteVisibility {
+                        log: log.clone(),
                         store: store.clone(),
                         group: projector_options.group.clone(),
                     });
-                    (Arc::new(kafka_log), projector, visibility)
-                }
-                (Some(_), ReadModelStore::Sqlite(_)) => {
-                    return Err(StartError::Invalid("the Kafka event log needs PostgreSQL read models".into()))
-                }
-            };
+                    (Arc::new(log) as Arc<dyn EventLog>, visibility)
+                });
+                (ingress, projector)
+            }
+            (EventLogBackend::Kafka { .. }, ReadModelStore::Sqlite(_)) => return Err(StartError::Invalid(
+                "the Kafka event log keeps stream versions and dedupe records in PostgreSQL: give --database-url too"
+                    .into(),
+            )),
+        };
         let relay = match (&options.billing_relay, &projector) {
             (Some(relay_options), Some(projector)) => Some(run_billing_relay(
                 BillingRelay::new(relay_options.clone())?,
@@ -377,17 +385,16 @@ impl Service {
             components.push(("billingRelay", relay.healthy.clone()));
         }
         let health = HealthChecks { components };
-        let app = if roles.ingress {
-            fulfillment_ingress::router(AppState {
+        let app = match ingress {
+            Some((log, visibility)) => fulfillment_ingress::router(AppState {
                 log,
                 read_models,
                 directory: Arc::new(options.directory),
                 clock: options.clock,
                 visibility: Some(visibility),
                 health,
-            })
-        } else {
-            health_router(health)
+            }),
+            None => health_router(health),
         };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
