@@ -109,9 +109,9 @@ struct IngressArgs {
     database: DatabaseArgs,
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// Consumer group of the projectors whose offsets reads wait on (read your own writes).
-    #[arg(long, env = "FULFILLMENT_CONSUMER_GROUP", default_value = "fulfillment-projector")]
-    consumer_group: String,
+    /// The projectors' group: reads wait on its offsets to see this process's own writes.
+    #[command(flatten)]
+    group: ConsumerGroupArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,13 +144,21 @@ struct FoldingArgs {
     /// Events folded per projector transaction.
     #[arg(long, env = "FULFILLMENT_PROJECTOR_BATCH", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     projector_batch: u64,
-    /// Consumer group the projector instances share on the events topic (Kafka mode).
-    #[arg(long, env = "FULFILLMENT_CONSUMER_GROUP", default_value = "fulfillment-projector")]
-    consumer_group: String,
+    #[command(flatten)]
+    group: ConsumerGroupArgs,
     /// Seconds without a heartbeat after which Kafka moves a projector's partitions to the
     /// other instances (Kafka mode).
     #[arg(long, env = "FULFILLMENT_KAFKA_SESSION_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     kafka_session_timeout: u64,
+}
+
+/// The consumer group of the projectors (Kafka mode).
+#[derive(Debug, clap::Args)]
+struct ConsumerGroupArgs {
+    /// Consumer group the projector instances share on the events topic (Kafka mode); one name
+    /// per read-model database.
+    #[arg(long, env = "FULFILLMENT_CONSUMER_GROUP", default_value = "fulfillment-projector")]
+    consumer_group: String,
 }
 
 /// Where Kafka is: the event log's topic, and (for the projector) the billing topic.
@@ -318,7 +326,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data_dir,
         roles: Roles::BOTH,
-        event_log: args.kafka.event_log(&args.folding.consumer_group, args.folding.session_timeout()),
+        event_log: args.kafka.event_log(&args.folding.group.consumer_group, args.folding.session_timeout()),
         directory: directory(&args.directory)?,
         clock: Arc::new(SystemClock),
         projector_batch: args.folding.projector_batch as usize,
@@ -334,7 +342,7 @@ async fn ingress(args: IngressArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: PathBuf::new(),
         roles: Roles { ingress: true, projector: false },
-        event_log: args.kafka.event_log(&args.consumer_group, Duration::from_secs(10)),
+        event_log: args.kafka.event_log(&args.group.consumer_group, Duration::from_secs(10)),
         directory: directory(&args.directory)?,
         clock: Arc::new(SystemClock),
         projector_batch: 1,
@@ -350,7 +358,7 @@ async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: PathBuf::new(),
         roles: Roles { ingress: false, projector: true },
-        event_log: args.kafka.event_log(&args.folding.consumer_group, args.folding.session_timeout()),
+        event_log: args.kafka.event_log(&args.folding.group.consumer_group, args.folding.session_timeout()),
         // The projector serves no API; the directory is never consulted.
         directory: fulfillment_ingress::Directory::from_toml(DEMO_CONFIG)?,
         clock: Arc::new(SystemClock),
