@@ -189,7 +189,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         billing_relay: None,
     };
     let roles = if kafka { Roles { ingress: true, projector: false } } else { Roles::BOTH };
-    let service = Service::start(options(roles, directory)).await?;
+    let service = Service::start(options(roles, directory.clone())).await?;
     let base = format!("http://{}", service.addr());
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let n = args.subscriptions;
@@ -237,7 +237,6 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         (EventLogBackend::Kafka { projector, .. }, Some(database)) => {
             let store = fulfillment_projector::PostgresReadModel::connect(database).await?;
             let events = 3 * n as i64;
-            let (directory, _) = load_directory(Path::new("/nonexistent/use-the-demo-catalog.toml"), false)?;
             let folding = Instant::now();
             let service = Service::start(options(Roles { ingress: false, projector: true }, directory)).await?;
             loop {
