@@ -13,6 +13,7 @@ use fulfillment_core::{EventEnvelope, SubscriptionId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -51,6 +52,9 @@ struct Inner {
     writer: Option<mpsc::Sender<AppendRequest>>,
     reads: SqlitePool,
     head: watch::Receiver<u64>,
+    /// Whether the writer's last commit failed (disk full, read-only file system): readiness
+    /// turns false until a commit succeeds again, so an operator sees it before the clients do.
+    last_commit_failed: Arc<AtomicBool>,
 }
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {
@@ -79,8 +83,9 @@ impl SqliteEventLog {
             .await?;
         let (head_tx, head_rx) = watch::channel(head_position as u64);
         let (tx, rx) = mpsc::channel(options.queue_depth);
-        tokio::spawn(write_loop(write, rx, head_tx, options.max_batch));
-        Ok(SqliteEventLog { inner: Arc::new(Inner { writer: Some(tx), reads, head: head_rx }) })
+        let last_commit_failed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_loop(write, path.to_owned(), rx, head_tx, options.max_batch, last_commit_failed.clone()));
+        Ok(SqliteEventLog { inner: Arc::new(Inner { writer: Some(tx), reads, head: head_rx, last_commit_failed }) })
     }
 
     /// Opens an existing log for reading only (replay, verify, history, export): no writer, no
@@ -95,30 +100,61 @@ impl SqliteEventLog {
             .await?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&reads).await?;
         let (_, head_rx) = watch::channel(head as u64);
-        Ok(SqliteEventLog { inner: Arc::new(Inner { writer: None, reads, head: head_rx }) })
+        let last_commit_failed = Arc::new(AtomicBool::new(false));
+        Ok(SqliteEventLog { inner: Arc::new(Inner { writer: None, reads, head: head_rx, last_commit_failed }) })
     }
 }
 
 /// The writer task: drains waiting requests into one transaction per round.
+///
+/// After a failed round (disk full, I/O error) the write connection is closed and a new one
+/// opened for the next round: SQLite may or may not have rolled the transaction back by itself,
+/// and a connection whose transaction state is in doubt must never commit again. Reusing it was
+/// seen to acknowledge later appends that were never made durable; a fresh connection runs
+/// SQLite's recovery and starts from what is really on disk.
 async fn write_loop(
-    mut conn: SqliteConnection,
+    conn: SqliteConnection,
+    path: std::path::PathBuf,
     mut requests: mpsc::Receiver<AppendRequest>,
     head: watch::Sender<u64>,
     max_batch: usize,
+    last_commit_failed: Arc<AtomicBool>,
 ) {
+    let mut conn = Some(conn);
     let mut round = Vec::with_capacity(max_batch);
     while requests.recv_many(&mut round, max_batch).await > 0 {
         let count = round.len();
-        match commit_round(&mut conn, &mut round, &head).await {
+        if conn.is_none() {
+            match SqliteConnection::connect_with(&connect_options(&path)).await {
+                Ok(fresh) => conn = Some(fresh),
+                Err(e) => {
+                    error!(error = %e, requests = count, "cannot reopen the event log for writing; nothing of this round was stored");
+                    last_commit_failed.store(true, Ordering::Relaxed);
+                    for request in round.drain(..) {
+                        let _ = request.reply.send(Err(LogError::Unavailable(e.to_string())));
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(current) = conn.as_mut() else { continue };
+        let outcome = commit_round(current, &mut round, &head).await;
+        last_commit_failed.store(outcome.is_err(), Ordering::Relaxed);
+        match outcome {
             Ok(Some(last)) => debug!(requests = count, head = last, "group commit"),
             Ok(None) => {}
             Err(e) => {
-                error!(error = %e, requests = count, "group commit failed; nothing of this round was stored")
+                error!(error = %e, requests = count, "group commit failed; nothing of this round was stored");
+                if let Some(failed) = conn.take() {
+                    let _ = failed.close_hard().await;
+                }
             }
         }
         round.clear();
     }
-    let _ = conn.close().await;
+    if let Some(conn) = conn {
+        let _ = conn.close().await;
+    }
 }
 
 /// Commits one round. Each request's result is sent only after the commit (or its failure),
@@ -364,6 +400,10 @@ impl EventLog for SqliteEventLog {
 
     async fn is_ready(&self) -> bool {
         if self.inner.writer.as_ref().is_none_or(|w| w.is_closed()) {
+            return false;
+        }
+        if self.inner.last_commit_failed.load(Ordering::Relaxed) {
+            warn!("event log not ready: its last commit failed");
             return false;
         }
         match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.inner.reads).await {

@@ -11,7 +11,7 @@ use fulfillment_core::{Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -35,7 +35,10 @@ impl SqliteReadModel {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "MEMORY")
+            .pragma("wal_autocheckpoint", "10000");
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("../../migrations/sqlite/read_model")
             .run(&pool)
@@ -164,6 +167,49 @@ async fn insert_rejected(tx: &mut Transaction<'_, Sqlite>, rows: Vec<RejectedRow
     Ok(())
 }
 
+/// Folds `events` and writes the result in one transaction on `conn`.
+async fn project_on(conn: &mut SqliteConnection, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
+    let mut tx = conn.begin().await?;
+    let stored: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = ?")
+        .bind(PROJECTOR)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let start = stored.unwrap_or(0) as u64;
+    let Some(last) = events.last() else {
+        return Ok(start);
+    };
+    if let Some(first) = events.first() {
+        if first.position <= start {
+            return Err(ProjectorError::Gap { position: start, first: first.position });
+        }
+    }
+    let ids = touched_subscriptions(events);
+    let mut states = load_states(&mut tx, &ids).await?;
+    let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
+    let changed: Vec<&Subscription> = states.values().flatten().collect();
+    save_states(&mut tx, &changed).await?;
+    insert_outbox(&mut tx, outbox).await?;
+    insert_rejected(&mut tx, rejected).await?;
+    let moved = sqlx::query(
+        "INSERT INTO projector_positions (projector, position) VALUES (?, ?)
+         ON CONFLICT (projector) DO UPDATE SET position = excluded.position WHERE projector_positions.position = ?",
+    )
+    .bind(PROJECTOR)
+    .bind(last.position as i64)
+    .bind(start as i64)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        let found = sqlx::query_scalar::<_, i64>("SELECT position FROM projector_positions WHERE projector = ?")
+            .bind(PROJECTOR)
+            .fetch_one(&mut *tx)
+            .await?;
+        return Err(ProjectorError::PositionMoved { expected: start, found: found as u64 });
+    }
+    tx.commit().await?;
+    Ok(last.position)
+}
+
 #[async_trait]
 impl ReadModels for SqliteReadModel {
     async fn position(&self) -> Result<u64, ProjectorError> {
@@ -175,45 +221,15 @@ impl ReadModels for SqliteReadModel {
     }
 
     async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
-        let mut tx = self.pool.begin().await?;
-        let stored: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = ?")
-            .bind(PROJECTOR)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let start = stored.unwrap_or(0) as u64;
-        let Some(last) = events.last() else {
-            return Ok(start);
-        };
-        if let Some(first) = events.first() {
-            if first.position <= start {
-                return Err(ProjectorError::Gap { position: start, first: first.position });
-            }
+        // A connection whose transaction failed on storage (disk full, I/O error) is closed,
+        // never handed back to the pool: SQLite may or may not have rolled the transaction back
+        // by itself, and a later batch must not commit inside a transaction in doubt.
+        let mut conn = self.pool.acquire().await?;
+        let outcome = project_on(&mut conn, events).await;
+        if let Err(ProjectorError::Store(_)) = &outcome {
+            let _ = conn.close().await;
         }
-        let ids = touched_subscriptions(events);
-        let mut states = load_states(&mut tx, &ids).await?;
-        let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
-        let changed: Vec<&Subscription> = states.values().flatten().collect();
-        save_states(&mut tx, &changed).await?;
-        insert_outbox(&mut tx, outbox).await?;
-        insert_rejected(&mut tx, rejected).await?;
-        let moved = sqlx::query(
-            "INSERT INTO projector_positions (projector, position) VALUES (?, ?)
-             ON CONFLICT (projector) DO UPDATE SET position = excluded.position WHERE projector_positions.position = ?",
-        )
-        .bind(PROJECTOR)
-        .bind(last.position as i64)
-        .bind(start as i64)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            let found = sqlx::query_scalar::<_, i64>("SELECT position FROM projector_positions WHERE projector = ?")
-                .bind(PROJECTOR)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Err(ProjectorError::PositionMoved { expected: start, found: found as u64 });
-        }
-        tx.commit().await?;
-        Ok(last.position)
+        outcome
     }
 
     async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ProjectorError> {
