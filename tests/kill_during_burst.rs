@@ -12,53 +12,16 @@
 
 mod common;
 
+use common::process::{free_port, run, serve};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const SUBSCRIPTIONS: usize = 1000;
 const SENDERS: usize = 16;
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `fulfillment serve` on `port` and waits until it is ready.
-async fn serve(port: u16, data: &Path, config: &Path) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .arg("--config")
-        .arg(config)
-        .env("FULFILLMENT_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let server = Server { child };
-    for _ in 0..400 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
-            if r.status().is_success() {
-                return server;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("service did not become ready on port {port}");
-}
 
 /// Sends webhook `i` until it is answered 2xx; returns the answer. A 4xx is a test failure
 /// (the request is valid); connection errors and 5xx are retried.
@@ -94,7 +57,7 @@ async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() 
     let config = dir.path().join("fulfillment.toml");
     std::fs::write(&config, test_config()).unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
 
@@ -224,19 +187,4 @@ async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() 
     // The read model equals a fresh replay, and the hash chains are intact.
     let verify = run(&["verify", "--data-dir", data.to_str().unwrap()]);
     assert!(verify.0, "verify found a difference:\n{}\n{}", verify.1, verify.2);
-}
-
-/// Runs the binary; returns (success, stdout, stderr).
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .args(args)
-        .env("FULFILLMENT_LOG_FORMAT", "text")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod kafka;
 pub mod openapi;
 pub mod postgres;
+pub mod process;
 pub mod webdriver;
 
 use base64::Engine;

@@ -1,0 +1,80 @@
+//! The real `fulfillment` binary as a separate process, for the fault tests that kill it or
+//! start it under operating-system limits.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `fulfillment serve`; dropping it kills the process (SIGKILL) and reaps it.
+pub struct Server {
+    pub child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The arguments of `fulfillment serve` on `port` with `data` and `config`.
+pub fn serve_args(port: u16, data: &Path, config: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+    ]
+}
+
+/// Spawns `command` (which starts the service on `port`) and waits until `/readyz` answers
+/// 2xx; panics after 10 s.
+pub async fn serve_command(mut command: Command, port: u16) -> Server {
+    let child = command
+        .env("FULFILLMENT_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let server = Server { child };
+    for _ in 0..400 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("service did not become ready on port {port}");
+}
+
+/// Starts `fulfillment serve` on `port` and waits until it is ready.
+pub async fn serve(port: u16, data: &Path, config: &Path) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
+    command.args(serve_args(port, data, config));
+    serve_command(command, port).await
+}
+
+/// Runs the binary to completion; returns (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fulfillment"))
+        .args(args)
+        .env("FULFILLMENT_LOG_FORMAT", "text")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
