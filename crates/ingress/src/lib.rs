@@ -19,6 +19,7 @@ mod commands;
 mod console;
 pub mod directory;
 pub mod error;
+pub mod fuzzing;
 mod health;
 pub mod idempotency;
 mod partner_orders;

@@ -65,7 +65,8 @@ pub fn verify(
     let timestamp = timestamp.ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
     let signatures = signatures.ok_or(SignatureError::MissingHeader("webhook-signature"))?;
     let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now.timestamp() - seconds).abs() > TIMESTAMP_TOLERANCE_SECONDS {
+    // `abs_diff`: a timestamp near i64::MIN or MAX must be refused, not overflow.
+    if now.timestamp().abs_diff(seconds) > TIMESTAMP_TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::StaleTimestamp);
     }
     let at = DateTime::from_timestamp(seconds, 0).ok_or(SignatureError::BadTimestamp)?;
@@ -109,6 +110,16 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+    }
+
+    /// Found by the fuzz regression inputs: `now - timestamp` overflowed for extreme values.
+    #[test]
+    fn extreme_timestamps_are_stale_not_an_overflow() {
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let ts = ts.to_string();
+            let refused = verify(&[secret(S1)], Some("msg_1"), Some(&ts), Some("v1,AAAA"), b"{}", now());
+            assert_eq!(refused, Err(SignatureError::StaleTimestamp), "timestamp {ts}");
+        }
     }
 
     /// The test vector published with the Standard Webhooks specification.

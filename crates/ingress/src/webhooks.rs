@@ -22,7 +22,7 @@ use tracing::{info, warn, Instrument};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WebhookBody {
+pub(crate) struct WebhookBody {
     #[serde(rename = "type")]
     kind: String,
     subscription_id: SubscriptionId,
@@ -46,6 +46,14 @@ struct SetupConfirmedData {
 /// The webhook types publishers send.
 const LICENSES_ASSIGNED: &str = "licenses.assigned";
 const SETUP_CONFIRMED: &str = "setup.confirmed";
+
+/// Reads a webhook body into the command it asks for: 400 when it is not JSON, 422 naming the
+/// field when a value does not fit. The handler and the fuzz target run this same code.
+pub(crate) fn parse_webhook(raw: &[u8]) -> Result<(WebhookBody, Command), ApiError> {
+    let body: WebhookBody = parse_json(raw)?;
+    let command = command(&body)?;
+    Ok((body, command))
+}
 
 fn command(body: &WebhookBody) -> Result<Command, ApiError> {
     match body.kind.as_str() {
@@ -92,8 +100,7 @@ pub(crate) async fn receive(
         state.clock.now(),
     )
     .map_err(|e| refused(e.to_string()))?;
-    let body: WebhookBody = parse_json(&raw)?;
-    let command = command(&body)?;
+    let (body, command) = parse_webhook(&raw)?;
     let id = body.subscription_id;
     let span =
         tracing::info_span!("webhook", publisher_id = %publisher.id, webhook_id = %verified.id, subscription_id = %id);

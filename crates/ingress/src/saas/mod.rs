@@ -7,8 +7,8 @@
 //! (202 with `Operation-Location`). Publishers authenticate with bearer tokens and see only
 //! subscriptions of their own offers; anything else is 404.
 
-mod operations;
-mod subscriptions;
+pub(crate) mod operations;
+pub(crate) mod subscriptions;
 mod views;
 
 use crate::commands::{load, Loaded};

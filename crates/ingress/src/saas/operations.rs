@@ -57,6 +57,27 @@ pub(crate) struct UpdateOperation {
     status: String,
 }
 
+/// Reads an operation update body: `status` is `Success` or `Failure`, anything else is 400.
+/// The handler and the fuzz target run this same code.
+pub(crate) fn operation_outcome(body: Result<UpdateOperation, ApiError>) -> Result<OperationOutcome, ApiError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(ApiError::Invalid(errors)) => {
+            let message = errors.into_iter().next().map(|e| e.message).unwrap_or_default();
+            return Err(ApiError::BadRequest { field: "status".into(), message });
+        }
+        Err(other) => return Err(other),
+    };
+    match body.status.as_str() {
+        "Success" => Ok(OperationOutcome::Succeeded),
+        "Failure" => Ok(OperationOutcome::Failed),
+        other => Err(ApiError::BadRequest {
+            field: "status".into(),
+            message: format!("status must be \"Success\" or \"Failure\", not {other:?}"),
+        }),
+    }
+}
+
 /// `PATCH /saas/subscriptions/{id}/operations/{operationId}` with `Success` or `Failure`.
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -64,24 +85,7 @@ pub(crate) async fn update(
     Path((id, op)): Path<(String, String)>,
     body: Result<JsonBody<UpdateOperation>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let body = match body {
-        Ok(b) => b.value,
-        Err(ApiError::Invalid(errors)) => {
-            let message = errors.into_iter().next().map(|e| e.message).unwrap_or_default();
-            return Err(ApiError::BadRequest { field: "status".into(), message });
-        }
-        Err(other) => return Err(other),
-    };
-    let outcome = match body.status.as_str() {
-        "Success" => OperationOutcome::Succeeded,
-        "Failure" => OperationOutcome::Failed,
-        other => {
-            return Err(ApiError::BadRequest {
-                field: "status".into(),
-                message: format!("status must be \"Success\" or \"Failure\", not {other:?}"),
-            })
-        }
-    };
+    let outcome = operation_outcome(body.map(|b| b.value))?;
     let operation_id = operation_id(&op)?;
     idempotency::write(&state, None, || async {
         let (id, loaded) = load_owned(&state, &publisher.id, &id).await?;

@@ -143,14 +143,51 @@ pub(crate) struct SubscriberPlan {
 }
 
 /// Reads a SaaS body: malformed JSON and wrong fields are both 400 on this API.
-fn saas_body<T>(body: Result<JsonBody<T>, ApiError>) -> Result<T, ApiError> {
+fn saas_body<T>(body: Result<T, ApiError>) -> Result<T, ApiError> {
     match body {
-        Ok(b) => Ok(b.value),
+        Ok(b) => Ok(b),
         Err(ApiError::Invalid(errors)) => {
             let e = errors.into_iter().next().map(|e| (e.field, e.message)).unwrap_or_default();
             Err(ApiError::BadRequest { field: e.0, message: e.1 })
         }
         Err(other) => Err(other),
+    }
+}
+
+/// What an activation asks for.
+pub(crate) struct Activation {
+    pub plan_id: String,
+    pub quantity: Option<u32>,
+}
+
+/// Reads an activation body; `planId` is required. The handler and the fuzz target run this
+/// same code.
+pub(crate) fn activation(body: Result<SubscriberPlan, ApiError>) -> Result<Activation, ApiError> {
+    let body = saas_body(body)?;
+    let plan_id = body
+        .plan_id
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::BadRequest { field: "planId".into(), message: "planId is required".into() })?;
+    Ok(Activation { plan_id, quantity: body.quantity })
+}
+
+/// What a change request asks for: a plan or a quantity, never both.
+pub(crate) enum Requested {
+    Plan(String),
+    Quantity(u32),
+}
+
+/// Reads a change request body: exactly one of `planId` or `quantity`. The handler and the
+/// fuzz target run this same code.
+pub(crate) fn requested_change(body: Result<SubscriberPlan, ApiError>) -> Result<Requested, ApiError> {
+    let body = saas_body(body)?;
+    match (body.plan_id.filter(|p| !p.is_empty()), body.quantity) {
+        (Some(plan), None) => Ok(Requested::Plan(plan)),
+        (None, Some(quantity)) => Ok(Requested::Quantity(quantity)),
+        _ => Err(ApiError::BadRequest {
+            field: "planId".into(),
+            message: "send exactly one of planId or quantity; plan and quantity change in separate requests".into(),
+        }),
     }
 }
 
@@ -162,11 +199,7 @@ pub(crate) async fn activate(
     Path(id): Path<String>,
     body: Result<JsonBody<SubscriberPlan>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let body = saas_body(body)?;
-    let plan_id = body
-        .plan_id
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::BadRequest { field: "planId".into(), message: "planId is required".into() })?;
+    let Activation { plan_id, quantity } = activation(body.map(|b| b.value))?;
     idempotency::write(&state, None, || async {
         let (id, loaded) = load_owned(&state, &publisher.id, &id).await?;
         let s = current(&loaded)?;
@@ -180,7 +213,7 @@ pub(crate) async fn activate(
             }
             Status::PendingFulfillment => {}
         }
-        let command = Command::ConfirmSetup { plan_id: plan_id.clone(), quantity: body.quantity.unwrap_or(s.quantity) };
+        let command = Command::ConfirmSetup { plan_id: plan_id.clone(), quantity: quantity.unwrap_or(s.quantity) };
         let now = state.clock.now();
         let events = decide(Some(s), &command, now).map_err(rejection)?;
         let (after, stream) = prepare(id, &loaded, envelopes(id, &publisher_source(&publisher), now, now, events));
@@ -202,14 +235,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Result<JsonBody<SubscriberPlan>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let body = saas_body(body)?;
-    let plan_id = body.plan_id.filter(|p| !p.is_empty());
-    if plan_id.is_some() == body.quantity.is_some() {
-        return Err(ApiError::BadRequest {
-            field: "planId".into(),
-            message: "send exactly one of planId or quantity; plan and quantity change in separate requests".into(),
-        });
-    }
+    let requested = requested_change(body.map(|b| b.value))?;
     let operation_id = Uuid::new_v4();
     let (response, _) = idempotency::write(&state, None, || async {
         let (id, loaded) = load_owned(&state, &publisher.id, &id).await?;
@@ -221,10 +247,11 @@ pub(crate) async fn update(
                 message: format!("plan {plan:?} is not available for offer {}", s.offer_id),
             })
         };
-        let change = match (&plan_id, body.quantity) {
-            (Some(plan), _) => RequestedChange::Plan(catalog_plan(plan)?),
-            (None, Some(quantity)) => RequestedChange::Quantity { quantity, plan: catalog_plan(&s.plan_id)? },
-            (None, None) => unreachable!("checked above"),
+        let change = match &requested {
+            Requested::Plan(plan) => RequestedChange::Plan(catalog_plan(plan)?),
+            Requested::Quantity(quantity) => {
+                RequestedChange::Quantity { quantity: *quantity, plan: catalog_plan(&s.plan_id)? }
+            }
         };
         let now = state.clock.now();
         let events = decide(Some(s), &Command::RequestChange { operation_id, change }, now).map_err(rejection)?;
