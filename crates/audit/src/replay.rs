@@ -68,8 +68,10 @@ pub async fn rebuild(
     };
     let mut position = target.position().await?;
     let mut events = 0;
+    // The next page is read (and decoded) while the current one is folded and written: the log
+    // and the target are separate databases, so the two overlap on separate cores.
+    let mut page = log.read_after(position, batch).await?;
     loop {
-        let mut page = log.read_after(position, batch).await?;
         let fetched = page.len();
         let mut reached_end = fetched < batch;
         let keep = page
@@ -84,14 +86,21 @@ pub async fn rebuild(
             page.truncate(keep);
             reached_end = true;
         }
-        if !page.is_empty() {
-            position = target.project_batch(&page).await?;
-            events += page.len() as u64;
-            progress.update(position.min(total), total);
-        }
+        let Some(last) = page.last().map(|e| e.position) else { break };
+        let read_ahead = async {
+            match reached_end {
+                true => Ok(Vec::new()),
+                false => log.read_after(last, batch).await,
+            }
+        };
+        let (projected, next) = tokio::join!(target.project_batch(&page), read_ahead);
+        position = projected?;
+        events += page.len() as u64;
+        progress.update(position.min(total), total);
         if reached_end {
             break;
         }
+        page = next?;
     }
     Ok(ReplayReport { events, position, elapsed: started.elapsed() })
 }
