@@ -23,22 +23,14 @@ const PARTNER_KEY: &str = "demo-partner-1-key-0001";
 const BILLING_KEY: &str = "demo-billing-key-000001";
 const CONTOSO_SECRET: &str = "whsec_ZGVtby1jb250b3NvLXdlYmhvb2stc2VjcmV0LTAwMDE=";
 
-/// Options of `bench ingest`.
-#[derive(Debug, clap::Args)]
-pub struct IngestArgs {
-    /// Subscriptions to buy and activate (two webhooks each).
-    #[arg(long, default_value_t = 5000)]
-    subscriptions: usize,
-    /// Concurrent client connections.
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+/// Where a benchmark's service keeps its log and read models (embedded when no flag is given).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchServiceArgs {
     /// Fold into read models in this PostgreSQL database (which should be empty) instead of a
     /// scratch SQLite file.
     #[arg(long, env = "FULFILLMENT_BENCH_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Append to a fresh events topic on these Kafka brokers (needs --database-url). The
-    /// ingress runs alone while the requests are sent; then a projector process's worth of
-    /// work starts and folds the whole topic into PostgreSQL, timed separately.
+    /// Append to a fresh events topic on these Kafka brokers (needs --database-url).
     #[arg(long, env = "FULFILLMENT_BENCH_KAFKA_BROKERS")]
     kafka_brokers: Option<String>,
     /// PostgreSQL connections of the service (in Kafka mode each append in flight holds one
@@ -48,6 +40,94 @@ pub struct IngestArgs {
     /// Partitions of the fresh events topic (Kafka mode).
     #[arg(long, default_value_t = 12)]
     partitions: i32,
+}
+
+/// A service under test: a scratch data directory, the demo catalog, and where events and read
+/// models go.
+struct BenchService {
+    scratch: tempfile::TempDir,
+    directory: fulfillment_ingress::Directory,
+    event_log: EventLogBackend,
+    postgres: Option<PostgresOptions>,
+}
+
+impl BenchService {
+    fn new(args: BenchServiceArgs) -> anyhow::Result<Self> {
+        let scratch = tempfile::tempdir()?;
+        let (directory, _) = load_directory(Path::new("/nonexistent/use-the-demo-catalog.toml"), false)?;
+        let postgres = args.database_url.map(|url| PostgresOptions {
+            url,
+            max_connections: args.database_max_connections,
+            acquire_timeout: Duration::from_secs(30),
+        });
+        let event_log = match args.kafka_brokers {
+            None => EventLogBackend::Embedded,
+            Some(brokers) => {
+                if postgres.is_none() {
+                    bail!("--kafka-brokers needs --database-url (an empty PostgreSQL database)");
+                }
+                let topic = format!("bench.events.{}", uuid::Uuid::new_v4().simple());
+                EventLogBackend::Kafka {
+                    log: KafkaLogOptions {
+                        topic: topic.clone(),
+                        partitions: args.partitions,
+                        ..KafkaLogOptions::new(brokers.clone())
+                    },
+                    projector: KafkaProjectorOptions {
+                        topic,
+                        group: format!("bench-projector-{}", uuid::Uuid::new_v4().simple()),
+                        ..KafkaProjectorOptions::new(brokers)
+                    },
+                }
+            }
+        };
+        Ok(BenchService { scratch, directory, event_log, postgres })
+    }
+
+    fn kafka(&self) -> bool {
+        matches!(self.event_log, EventLogBackend::Kafka { .. })
+    }
+
+    async fn start(&self, roles: Roles) -> anyhow::Result<Service> {
+        Service::start(ServiceOptions {
+            listen: "127.0.0.1:0".parse().expect("a valid address"),
+            data_dir: self.scratch.path().to_owned(),
+            roles,
+            event_log: self.event_log.clone(),
+            directory: self.directory.clone(),
+            clock: Arc::new(SystemClock),
+            projector_batch: 1000,
+            read_models: self.postgres.clone().map(ReadModelBackend::Postgres).unwrap_or_default(),
+            billing_relay: None,
+        })
+        .await
+        .map_err(Into::into)
+    }
+
+    fn describe(&self) -> String {
+        match &self.event_log {
+            EventLogBackend::Embedded => format!("embedded SQLite log in {}", self.scratch.path().display()),
+            EventLogBackend::Kafka { log, .. } => {
+                format!("Kafka log on {} (topic {}, {} partitions)", log.brokers, log.topic, log.partitions)
+            }
+        }
+    }
+}
+
+/// Options of `bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Subscriptions to buy and activate (two webhooks each).
+    #[arg(long, default_value_t = 5000)]
+    subscriptions: usize,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Where the service keeps events and read models. In Kafka mode the ingress runs alone
+    /// while the requests are sent; then a projector process's worth of work starts and folds
+    /// the whole topic into PostgreSQL, timed separately.
+    #[command(flatten)]
+    service: BenchServiceArgs,
 }
 
 /// Latency and throughput of one phase.
@@ -145,100 +225,77 @@ fn signed_webhook(
         .body(body)
 }
 
-/// Runs the ingest benchmark and prints its figures.
-#[allow(clippy::print_stdout)] // a benchmark prints its figures
-pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let (directory, _) = load_directory(Path::new("/nonexistent/use-the-demo-catalog.toml"), false)?;
-    let postgres = args.database_url.map(|url| PostgresOptions {
-        url,
-        max_connections: args.database_max_connections,
-        acquire_timeout: Duration::from_secs(30),
-    });
-    let event_log = match &args.kafka_brokers {
-        None => EventLogBackend::Embedded,
-        Some(brokers) => {
-            if postgres.is_none() {
-                bail!("--kafka-brokers needs --database-url (an empty PostgreSQL database)");
-            }
-            let topic = format!("bench.events.{}", uuid::Uuid::new_v4().simple());
-            EventLogBackend::Kafka {
-                log: KafkaLogOptions {
-                    topic: topic.clone(),
-                    partitions: args.partitions,
-                    ..KafkaLogOptions::new(brokers.clone())
-                },
-                projector: KafkaProjectorOptions {
-                    topic,
-                    group: format!("bench-projector-{}", uuid::Uuid::new_v4().simple()),
-                    ..KafkaProjectorOptions::new(brokers.clone())
-                },
-            }
-        }
-    };
-    let kafka = matches!(event_log, EventLogBackend::Kafka { .. });
-    let options = |roles: Roles, directory| ServiceOptions {
-        listen: "127.0.0.1:0".parse().expect("a valid address"),
-        data_dir: scratch.path().to_owned(),
-        roles,
-        event_log: event_log.clone(),
-        directory,
-        clock: Arc::new(SystemClock),
-        projector_batch: 1000,
-        read_models: postgres.clone().map(ReadModelBackend::Postgres).unwrap_or_default(),
-        billing_relay: None,
-    };
-    let roles = if kafka { Roles { ingress: true, projector: false } } else { Roles::BOTH };
-    let service = Service::start(options(roles, directory.clone())).await?;
-    let base = format!("http://{}", service.addr());
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    let n = args.subscriptions;
-    let log_description = match &event_log {
-        EventLogBackend::Embedded => format!("embedded SQLite log in {}", scratch.path().display()),
-        EventLogBackend::Kafka { log, .. } => {
-            format!("Kafka log on {} (topic {}, {} partitions)", log.brokers, log.topic, log.partitions)
-        }
-    };
-    println!(
-        "fulfillment bench ingest: {n} subscriptions, {} webhooks, {} connections, {log_description}",
-        2 * n,
-        args.concurrency,
-    );
-
-    let (c, b) = (client.clone(), base.clone());
-    let (orders, bodies) = run_phase("partner orders", n, args.concurrency, move |i| {
+/// Buys `n` subscriptions of the demo catalog through the partner API, spread over 100
+/// customers; returns the phase's figures and the subscription ids.
+async fn buy_subscriptions(
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Phase, Arc<Vec<String>>)> {
+    let (c, b) = (client.clone(), base.to_owned());
+    let (orders, bodies) = run_phase("partner orders", n, concurrency, move |i| {
         c.post(format!("{b}/v1/customers/bench-{}/orders", i % 100)).bearer_auth(PARTNER_KEY).json(&json!({"lineItems": [{
             "offerId": "contoso-crm", "planId": "standard", "quantity": 5, "termDuration": "P1M", "billingCycle": "monthly"
         }]}))
     })
     .await?;
-    orders.print();
-    let subscriptions: Arc<Vec<String>> = Arc::new(
-        bodies.iter().map(|b| b["lineItems"][0]["subscriptionId"].as_str().unwrap_or_default().to_owned()).collect(),
+    let ids = bodies.iter().map(|b| b["lineItems"][0]["subscriptionId"].as_str().unwrap_or_default().to_owned());
+    Ok((orders, Arc::new(ids.collect())))
+}
+
+/// The demo publisher's webhook signing secret, decoded.
+fn contoso_secret() -> anyhow::Result<Vec<u8>> {
+    Ok(base64::engine::general_purpose::STANDARD.decode(&CONTOSO_SECRET["whsec_".len()..])?)
+}
+
+/// The first of the two facts billing waits for.
+fn licenses_assigned(subscription_id: &str) -> Value {
+    json!({"type": "licenses.assigned", "subscriptionId": subscription_id, "data": {"assignedCount": 5}})
+}
+
+/// The second fact: with it, billing starts.
+fn setup_confirmed(subscription_id: &str) -> Value {
+    json!({"type": "setup.confirmed", "subscriptionId": subscription_id, "data": {"planId": "standard", "quantity": 5}})
+}
+
+/// Runs the ingest benchmark and prints its figures.
+#[allow(clippy::print_stdout)] // a benchmark prints its figures
+pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let bench = BenchService::new(args.service)?;
+    let kafka = bench.kafka();
+    let roles = if kafka { Roles { ingress: true, projector: false } } else { Roles::BOTH };
+    let service = bench.start(roles).await?;
+    let base = format!("http://{}", service.addr());
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let n = args.subscriptions;
+    println!(
+        "fulfillment bench ingest: {n} subscriptions, {} webhooks, {} connections, {}",
+        2 * n,
+        args.concurrency,
+        bench.describe(),
     );
 
-    let secret = base64::engine::general_purpose::STANDARD.decode(&CONTOSO_SECRET["whsec_".len()..])?;
+    let (orders, subscriptions) = buy_subscriptions(&client, &base, n, args.concurrency).await?;
+    orders.print();
+    let secret = contoso_secret()?;
     let (c, b, subs, key) = (client.clone(), base.clone(), subscriptions.clone(), secret.clone());
     let started = Instant::now();
     let (webhooks, _) = run_phase("signed webhooks", 2 * n, args.concurrency, move |i| {
         let sub = &subs[i / 2];
-        let body = if i % 2 == 0 {
-            json!({"type": "licenses.assigned", "subscriptionId": sub, "data": {"assignedCount": 5}})
-        } else {
-            json!({"type": "setup.confirmed", "subscriptionId": sub, "data": {"planId": "standard", "quantity": 5}})
-        };
+        let body = if i % 2 == 0 { licenses_assigned(sub) } else { setup_confirmed(sub) };
         signed_webhook(&c, &b, &key, format!("bench-{i}"), body)
     })
     .await?;
     webhooks.print();
 
     // Kafka mode: now a projector folds the whole topic into PostgreSQL.
-    let projector = match (&event_log, &postgres) {
+    let projector = match (&bench.event_log, &bench.postgres) {
         (EventLogBackend::Kafka { projector, .. }, Some(database)) => {
             let store = fulfillment_projector::PostgresReadModel::connect(database).await?;
             let events = 3 * n as i64;
             let folding = Instant::now();
-            let service = Service::start(options(Roles { ingress: false, projector: true }, directory)).await?;
+            let service = bench.start(Roles { ingress: false, projector: true }).await?;
             loop {
                 let folded: i64 = store.consumed_offsets(&projector.group, &projector.topic).await?.values().sum();
                 if folded >= events {
@@ -302,7 +359,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let noop_server = tokio::spawn(async move { axum::serve(listener, noop).await });
     let (c, b, subs) = (client.clone(), noop_base, subscriptions.clone());
     let (baseline, _) = run_phase("no-op axum handler", 2 * n, args.concurrency, move |i| {
-        let body = json!({"type": "licenses.assigned", "subscriptionId": &subs[i / 2], "data": {"assignedCount": 5}});
+        let body = licenses_assigned(&subs[i / 2]);
         signed_webhook(&c, &b, &secret, format!("noop-{i}"), body)
     })
     .await?;
@@ -318,6 +375,171 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         "peak memory {} MiB",
         fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
     );
+    Ok(())
+}
+
+/// Options of `bench e2e`.
+#[derive(Debug, clap::Args)]
+pub struct EndToEndArgs {
+    /// Activations per second, sent at a steady pace whatever the answers' latency (an open
+    /// loop, so a slow answer cannot hide later ones).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// How long to keep the pace.
+    #[arg(long, default_value_t = 20)]
+    seconds: u32,
+    /// Where the service keeps events and read models (ingress and projector in one process).
+    #[command(flatten)]
+    service: BenchServiceArgs,
+}
+
+/// Percentile `p` (0..=1) of sorted durations, in milliseconds.
+fn millis(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or_default().as_secs_f64() * 1e3
+}
+
+/// Measures webhook received → billing event visible in the feed at a steady rate: buys
+/// `rate × seconds` subscriptions and assigns their licenses (not timed), then sends one signed
+/// `setup.confirmed` every `1/rate` s — each one starts billing — while a billing consumer reads
+/// the feed as fast as it answers. Latency is from the instant a webhook was due to be sent to
+/// the instant its `billing.started` came back from the feed.
+#[allow(clippy::print_stdout)] // a benchmark prints its figures
+pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
+    if args.rate == 0 || args.seconds == 0 {
+        bail!("--rate and --seconds must be at least 1");
+    }
+    let bench = BenchService::new(args.service)?;
+    let service = bench.start(Roles::BOTH).await?;
+    let base = format!("http://{}", service.addr());
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let n = (args.rate * args.seconds) as usize;
+    println!(
+        "fulfillment bench e2e: {} activations/s for {} s ({n} subscriptions), {}",
+        args.rate,
+        args.seconds,
+        bench.describe()
+    );
+    let (_, subscriptions) = buy_subscriptions(&client, &base, n, 64).await?;
+    let secret = contoso_secret()?;
+    let (c, b, subs, key) = (client.clone(), base.clone(), subscriptions.clone(), secret.clone());
+    run_phase("licenses (setup)", n, 64, move |i| {
+        signed_webhook(&c, &b, &key, format!("e2e-licenses-{i}"), licenses_assigned(&subs[i]))
+    })
+    .await?;
+    // Start the feed where it is now: only the billing events of the timed phase count.
+    let mut cursor = "0".to_owned();
+    loop {
+        let page: Value = client
+            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
+            .bearer_auth(BILLING_KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        cursor = page["nextCursor"].as_str().unwrap_or(&cursor).to_owned();
+        if page["hasMore"] != json!(true) {
+            break;
+        }
+    }
+
+    // The billing consumer: reads the feed without pause, noting when each subscription's
+    // billing.started first shows.
+    let index: Arc<std::collections::HashMap<String, usize>> =
+        Arc::new(subscriptions.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect());
+    let (c, b, ids) = (client.clone(), base.clone(), index.clone());
+    let consumer = tokio::spawn(async move {
+        let mut seen: Vec<Option<Instant>> = vec![None; ids.len()];
+        let mut remaining = ids.len();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while remaining > 0 {
+            if Instant::now() > deadline {
+                bail!(
+                    "only {} of {} billing events showed in the feed in 10 minutes",
+                    ids.len() - remaining,
+                    ids.len()
+                );
+            }
+            let page: Value = c
+                .get(format!("{b}/v1/billing/events?after={cursor}&limit=1000"))
+                .bearer_auth(BILLING_KEY)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let arrived = Instant::now();
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            for item in &items {
+                let event = &item["event"];
+                if event["type"] != json!("billing.started") {
+                    continue;
+                }
+                let subscription = event["subscriptionId"].as_str().unwrap_or_default();
+                if let Some(&i) = ids.get(subscription) {
+                    if seen[i].is_none() {
+                        seen[i] = Some(arrived);
+                        remaining -= 1;
+                    }
+                }
+            }
+            cursor = page["nextCursor"].as_str().unwrap_or(&cursor).to_owned();
+            if items.is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        Ok::<_, anyhow::Error>(seen)
+    });
+
+    // The steady sender: webhook i is due at start + i/rate, sent on its own task.
+    let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut sends = Vec::with_capacity(n);
+    for (i, subscription) in subscriptions.iter().enumerate() {
+        let due = start + period * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let request = signed_webhook(&client, &base, &secret, format!("e2e-setup-{i}"), setup_confirmed(subscription));
+        sends.push(tokio::spawn(async move {
+            let response = request.send().await.context("webhook failed")?;
+            let answered = Instant::now();
+            if !response.status().is_success() {
+                bail!("webhook {i} answered {}: {}", response.status(), response.text().await.unwrap_or_default());
+            }
+            Ok::<_, anyhow::Error>(answered)
+        }));
+    }
+    let sent_for = start.elapsed();
+    let mut answers = Vec::with_capacity(n);
+    for (i, send) in sends.into_iter().enumerate() {
+        answers.push(send.await?? - (start + period * i as u32));
+    }
+    let seen = consumer.await??;
+    let mut visible: Vec<Duration> = seen
+        .iter()
+        .enumerate()
+        .map(|(i, at)| at.map(|at| at - (start + period * i as u32)).unwrap_or_default())
+        .collect();
+    answers.sort();
+    visible.sort();
+    println!(
+        "{:<22} {n} webhooks in {:.2} s = {:.0}/s",
+        "paced",
+        sent_for.as_secs_f64(),
+        n as f64 / sent_for.as_secs_f64()
+    );
+    for (name, sorted) in [("webhook answered", &answers), ("billing event in feed", &visible)] {
+        println!(
+            "{name:<22} p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+            millis(sorted, 0.50),
+            millis(sorted, 0.90),
+            millis(sorted, 0.99),
+            millis(sorted, 1.0)
+        );
+    }
+    println!(
+        "peak memory {} MiB",
+        fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+    );
+    service.stop().await;
     Ok(())
 }
 

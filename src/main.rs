@@ -70,8 +70,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// Partner orders and signed webhooks per second against an embedded service on loopback.
+    /// Partner orders and signed webhooks per second against a service on loopback.
     Ingest(bench::IngestArgs),
+    /// Webhook received → billing event visible in the feed, at a steady rate: latency
+    /// percentiles.
+    E2e(bench::EndToEndArgs),
     /// Write a synthetic event log (for replay figures).
     Generate(bench::GenerateArgs),
     /// Fold a whole log into a fresh SQLite or PostgreSQL read-model store: projector events/s.
@@ -422,6 +425,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Projector(args) => projector(args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
+        Command::Bench(BenchCommand::E2e(args)) => bench::end_to_end(args).await,
         Command::Bench(BenchCommand::Generate(args)) => bench::generate(args).await,
         Command::Bench(BenchCommand::Fold(args)) => bench::fold(args).await,
         Command::Replay(args) => audit_commands::replay(args).await,
