@@ -259,6 +259,18 @@ fn setup_confirmed(subscription_id: &str) -> Value {
     json!({"type": "setup.confirmed", "subscriptionId": subscription_id, "data": {"planId": "standard", "quantity": 5}})
 }
 
+/// One page (up to 1,000 events) of the billing feed after `cursor`, as a billing consumer reads it.
+async fn billing_feed_page(client: &reqwest::Client, base: &str, cursor: &str) -> anyhow::Result<Value> {
+    Ok(client
+        .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
+        .bearer_auth(BILLING_KEY)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 /// Runs the ingest benchmark and prints its figures.
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
@@ -323,13 +335,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let mut seen = 0usize;
     let mut cursor = "0".to_owned();
     while seen < n {
-        let page: Value = client
-            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
-            .bearer_auth(BILLING_KEY)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let page = billing_feed_page(&client, &base, &cursor).await?;
         let items = page["items"].as_array().map(Vec::len).unwrap_or(0);
         seen += items;
         cursor = page["nextCursor"].as_str().unwrap_or(&cursor).to_owned();
@@ -430,13 +436,7 @@ pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
     // Start the feed where it is now: only the billing events of the timed phase count.
     let mut cursor = "0".to_owned();
     loop {
-        let page: Value = client
-            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
-            .bearer_auth(BILLING_KEY)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let page = billing_feed_page(&client, &base, &cursor).await?;
         cursor = page["nextCursor"].as_str().unwrap_or(&cursor).to_owned();
         if page["hasMore"] != json!(true) {
             break;
@@ -460,13 +460,7 @@ pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
                     ids.len()
                 );
             }
-            let page: Value = c
-                .get(format!("{b}/v1/billing/events?after={cursor}&limit=1000"))
-                .bearer_auth(BILLING_KEY)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let page = billing_feed_page(&c, &b, &cursor).await?;
             let arrived = Instant::now();
             let items = page["items"].as_array().cloned().unwrap_or_default();
             for item in &items {
