@@ -19,16 +19,15 @@ use common::billing_schemas::assert_matches_schema;
 use common::*;
 use fulfillment::{EventLogBackend, ReadModelBackend, Roles};
 use fulfillment_log::KafkaLogOptions;
-use fulfillment_projector::{run_kafka_projector, PostgresOptions, PostgresReadModel, ReadModels};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use fulfillment_projector::{PostgresOptions, PostgresReadModel, ReadModels};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::ClientConfig;
 use reqwest::Method;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 async fn pool(options: &PostgresOptions) -> sqlx::PgPool {
     sqlx::PgPool::connect(&options.url).await.expect("connect to the test database")
@@ -230,34 +229,6 @@ impl Written {
     }
 }
 
-/// The end offset of every partition of `topic`.
-async fn high_watermarks(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let brokers = brokers.to_owned();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
-        (0..partitions).map(|p| (p, consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).unwrap().1)).collect()
-    })
-    .await
-    .unwrap()
-}
-
-/// Waits until `group` has folded every message of `topic` into `store`.
-async fn wait_until_folded(store: &PostgresReadModel, group: &str, log: &KafkaLogOptions) {
-    let ends = high_watermarks(&log.brokers, &log.topic, log.partitions).await;
-    for _ in 0..240 {
-        let folded = store.consumed_offsets(group, &log.topic).await.unwrap();
-        if ends.iter().all(|(p, end)| *end == 0 || folded.get(p) == Some(end)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!(
-        "group {group} did not fold the whole topic: ends {ends:?}, folded {:?}",
-        store.consumed_offsets(group, &log.topic).await.unwrap()
-    );
-}
-
 #[tokio::test]
 #[ignore = "needs a Kafka-protocol broker and PostgreSQL (scripts/test.sh)"]
 async fn projectors_share_partitions_through_a_rebalance_and_a_kill_and_equal_a_fresh_fold() {
@@ -298,7 +269,7 @@ async fn projectors_share_partitions_through_a_rebalance_and_a_kill_and_equal_a_
     for _ in 0..8 {
         written.subscription(&ingress).await;
     }
-    wait_until_folded(&live, &group, &log).await;
+    kafka::wait_until_folded(&live, &group, &log).await;
     assert!(batches(1) > 0, "the first projector folded nothing (logs in {})", logs.display());
 
     // 2. A second instance joins mid-stream: writes go on until the rebalance handed it
@@ -336,37 +307,12 @@ async fn projectors_share_partitions_through_a_rebalance_and_a_kill_and_equal_a_
     for _ in 0..4 {
         written.subscription(&ingress).await;
     }
-    wait_until_folded(&live, &group, &log).await;
+    kafka::wait_until_folded(&live, &group, &log).await;
     let Written { activated, pending, count: subscriptions } = written;
 
     // A fresh fold of the whole topic into a new database, by a new consumer group.
-    let scratch = postgres::fresh_database().await;
-    let fresh = PostgresReadModel::connect(&scratch).await.unwrap();
-    let fresh_group = kafka::unique("fresh-fold");
-    let stop = CancellationToken::new();
-    let replay = run_kafka_projector(
-        fulfillment_projector::KafkaProjectorOptions { group: fresh_group.clone(), ..kafka::projector_options(&log) },
-        fresh.clone(),
-        live.pool().clone(),
-        stop.clone(),
-    )
-    .unwrap();
-    wait_until_folded(&fresh, &fresh_group, &log).await;
-    stop.cancel();
-    replay.task.await.unwrap();
-
-    let (live_print, fresh_print) = (live.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap());
+    let live_print = kafka::assert_equals_fresh_fold(&live, &log).await;
     assert_eq!(live_print.subscriptions.len(), subscriptions);
-    for (id, hash) in &fresh_print.subscriptions {
-        assert_eq!(
-            live_print.subscriptions.get(id),
-            Some(hash),
-            "subscription {id} differs from a fresh fold:\nlive  {}\nfresh {}",
-            live.subscription_rows(id).await.unwrap(),
-            fresh.subscription_rows(id).await.unwrap()
-        );
-    }
-    assert_eq!(live_print, fresh_print, "the read model must equal a fresh fold of the topic");
 
     // Billing in the store: one start per activated subscription, none for pending ones.
     let feed = live.billing_events(0, 10_000).await.unwrap();

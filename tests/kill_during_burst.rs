@@ -4,18 +4,27 @@
 //!
 //! - every webhook got a 2xx in the end, and the log holds each fact exactly once (one
 //!   purchase, one `licenses_assigned`, one `setup_confirmed` per subscription);
-//! - the read model equals a fresh replay (`fulfillment verify`, embedded mode);
+//! - every event id a 2xx answer named is in the log;
+//! - the read model equals a fresh replay (embedded: `fulfillment verify`; Kafka + PostgreSQL:
+//!   a fresh fold of the topic by a new consumer group into an empty database);
 //! - billing started exactly once per activated subscription.
 //!
-//! Bounded: 1,000 subscriptions, 16 concurrent senders, loopback only, at most two minutes for
-//! the burst.
+//! The Kafka + PostgreSQL run needs a broker and PostgreSQL, so it is `#[ignore]`d for plain
+//! `cargo test`, and `scripts/test.sh` does not run it: against the Tansu 0.6 broker the test
+//! set-up uses, the restarted service never folds again after the only member of its consumer
+//! group was SIGKILLed (it joins, no partitions come; static membership with
+//! `group.instance.id` did not change that; whether a real Kafka broker behaves differently was
+//! not checked here). Run it against a real broker with
+//! `FULFILLMENT_TEST_KAFKA=host:port cargo test --test kill_during_burst -- --ignored`. Bounded: 1,000 subscriptions, 16 concurrent
+//! senders, loopback only, at most two minutes for the burst.
 
 mod common;
 
-use common::process::{free_port, run, serve};
+use common::process::{free_port, run, serve_args, serve_command, Server};
 use common::*;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,17 +60,31 @@ async fn deliver(client: &reqwest::Client, base: &str, id: &str, body: &Value) -
     panic!("webhook {id} never accepted");
 }
 
-#[tokio::test]
-async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fulfillment.toml");
-    std::fs::write(&config, test_config()).unwrap();
-    let data = dir.path().join("data");
-    let port = free_port();
+/// What a burst left behind: the subscriptions bought and every webhook's final answer.
+struct Burst {
+    subscriptions: Vec<String>,
+    answers: BTreeMap<usize, (u16, Value)>,
+}
+
+impl Burst {
+    /// Checks that every event id a 2xx answer named is among `logged` (the log's event ids).
+    fn assert_answers_logged(&self, logged: &HashSet<String>) {
+        for (i, (status, answer)) in &self.answers {
+            assert_eq!(*status, 200, "webhook {i}: {answer}");
+            for id in answer["eventIds"].as_array().expect("eventIds") {
+                assert!(logged.contains(id.as_str().unwrap()), "webhook {i} answered 2xx for {id}, not in the log");
+            }
+        }
+    }
+}
+
+/// Starts the service with `launch` (a fresh command each time, same data every time), buys
+/// the subscriptions, sends the burst and kills the service twice during it, restarting it each
+/// time; returns with the service running.
+async fn burst_with_two_kills(port: u16, launch: impl Fn() -> Command) -> (Server, Burst) {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-
-    let mut server = Some(serve(port, &data, &config).await);
+    let mut server = Some(serve_command(launch(), port).await);
     let mut buyers = Vec::new();
     for sender in 0..SENDERS {
         let (client, base) = (client.clone(), base.clone());
@@ -115,28 +138,64 @@ async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() 
             }
         }));
     }
-    // Kill twice mid-burst, restarting on the same port and data directory each time.
-    let mut kills = 0;
+    // Kill twice mid-burst, restarting on the same port and data each time.
     for threshold in [2 * SUBSCRIPTIONS / 4, 2 * SUBSCRIPTIONS * 5 / 8] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         while accepted.load(Ordering::Relaxed) < threshold {
             assert!(tokio::time::Instant::now() < deadline, "the burst stalled before {threshold} webhooks");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let billed = billing_started_count(&base).await;
         drop(server.take()); // SIGKILL
-        kills += 1;
-        server = Some(serve(port, &data, &config).await);
+        server = Some(serve_command(launch(), port).await);
+        // The restarted service must fold again (its billing count moves) before the burst
+        // goes on to the next kill: a restart that accepts webhooks but never projects them
+        // fails here, not in a timeout at the end.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while billing_started_count(&base).await <= billed {
+            assert!(tokio::time::Instant::now() < deadline, "the restarted service folded nothing in two minutes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let mut answers = BTreeMap::new();
     for sender in senders {
         answers.extend(sender.await.unwrap());
     }
-    assert_eq!(kills, 2);
     assert_eq!(answers.len(), 2 * SUBSCRIPTIONS, "every webhook was answered 2xx in the end");
+    let subscriptions = Arc::try_unwrap(subscriptions).unwrap();
+    (server.unwrap(), Burst { subscriptions, answers })
+}
 
-    // Billing: exactly one start per subscription (all of them were activated).
+/// How many `billing.started` events the whole billing feed holds now.
+async fn billing_started_count(base: &str) -> usize {
+    let client = reqwest::Client::new();
+    let (mut count, mut cursor) = (0, "0".to_owned());
+    loop {
+        let Ok(response) = client
+            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
+            .bearer_auth(BILLING_KEY)
+            .send()
+            .await
+        else {
+            return count;
+        };
+        let page: Value = response.json().await.unwrap_or(Value::Null);
+        let Some(items) = page["items"].as_array() else { return count };
+        count += items.iter().filter(|i| i["event"]["type"] == "billing.started").count();
+        if items.is_empty() || page["hasMore"] != json!(true) {
+            return count;
+        }
+        cursor = page["nextCursor"].as_str().unwrap().to_owned();
+    }
+}
+
+/// Reads the whole billing feed until every subscription started billing; fails when one
+/// started more than once.
+async fn assert_billing_started_once_each(base: &str) {
+    let client = reqwest::Client::new();
     let mut starts: HashMap<String, usize> = HashMap::new();
     let mut cursor = "0".to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let page: Value = client
             .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
@@ -157,21 +216,20 @@ async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() 
             if starts.len() == SUBSCRIPTIONS {
                 break;
             }
+            assert!(tokio::time::Instant::now() < deadline, "only {} subscriptions started billing", starts.len());
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         cursor = page["nextCursor"].as_str().unwrap().to_owned();
     }
     assert!(starts.values().all(|n| *n == 1), "a subscription started billing more than once");
-    drop(server.take());
+}
 
-    // The log: each fact exactly once per subscription.
-    let export = run(&["export", "--data-dir", data.to_str().unwrap()]);
-    assert!(export.0, "export failed: {}", export.2);
+/// Checks that the log holds each fact exactly once per subscription, given every committed
+/// envelope.
+fn assert_each_fact_once<'a>(envelopes: impl Iterator<Item = &'a Value>) {
     let mut facts: HashMap<String, BTreeMap<String, usize>> = HashMap::new();
-    for line in export.1.lines() {
-        let stored: Value = serde_json::from_str(line).unwrap();
-        let event = &stored["envelope"];
+    for event in envelopes {
         *facts
             .entry(event["subscriptionId"].as_str().expect("subscriptionId").to_owned())
             .or_default()
@@ -183,8 +241,81 @@ async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() 
         assert_eq!(counts.values().sum::<usize>(), 3, "subscription {sub}: {counts:?}");
         assert!(counts.values().all(|n| *n == 1), "subscription {sub}: {counts:?}");
     }
+}
+
+#[tokio::test]
+async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fulfillment.toml");
+    std::fs::write(&config, test_config()).unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let launch = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
+        command.args(serve_args(port, &data, &config));
+        command
+    };
+    let (server, burst) = burst_with_two_kills(port, launch).await;
+    assert_eq!(burst.subscriptions.len(), SUBSCRIPTIONS);
+    assert_billing_started_once_each(&format!("http://127.0.0.1:{port}")).await;
+    drop(server);
+
+    // The log: each fact exactly once per subscription.
+    let export = run(&["export", "--data-dir", data.to_str().unwrap()]);
+    assert!(export.0, "export failed: {}", export.2);
+    let stored: Vec<Value> = export.1.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_each_fact_once(stored.iter().map(|s| &s["envelope"]));
+    burst
+        .assert_answers_logged(&stored.iter().map(|s| s["envelope"]["eventId"].as_str().unwrap().to_owned()).collect());
 
     // The read model equals a fresh replay, and the hash chains are intact.
     let verify = run(&["verify", "--data-dir", data.to_str().unwrap()]);
     assert!(verify.0, "verify found a difference:\n{}\n{}", verify.1, verify.2);
+}
+
+#[tokio::test]
+#[ignore = "needs a Kafka broker and PostgreSQL; stalls on Tansu 0.6 (see the module doc)"]
+async fn sigkill_during_a_burst_on_kafka_and_postgres_loses_nothing_and_doubles_nothing() {
+    let log = fulfillment_log::KafkaLogOptions { partitions: 6, ..kafka::fresh_log_options() };
+    let group = kafka::unique("burst-projector");
+    let database = postgres::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fulfillment.toml");
+    std::fs::write(&config, test_config()).unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let billing_topic = kafka::unique("test.billing");
+    let launch = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
+        command
+            .args(serve_args(port, &data, &config))
+            .env("FULFILLMENT_KAFKA_BROKERS", &log.brokers)
+            .env("FULFILLMENT_DATABASE_URL", &database.url)
+            .env("FULFILLMENT_EVENTS_TOPIC", &log.topic)
+            .env("FULFILLMENT_EVENTS_TOPIC_PARTITIONS", log.partitions.to_string())
+            .env("FULFILLMENT_CONSUMER_GROUP", &group)
+            .env("FULFILLMENT_BILLING_TOPIC", &billing_topic)
+            .env("FULFILLMENT_KAFKA_SESSION_TIMEOUT", "6");
+        command
+    };
+    let (server, burst) = burst_with_two_kills(port, launch).await;
+    assert_billing_started_once_each(&format!("http://127.0.0.1:{port}")).await;
+    drop(server);
+
+    // The log: its committed events in PostgreSQL (a message in the topic whose append rolled
+    // back is void there, and never folded).
+    let pool = sqlx::PgPool::connect(&database.url).await.unwrap();
+    let committed: Vec<String> = sqlx::query_scalar("SELECT envelope FROM log_events WHERE outcome = 'committed'")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let envelopes: Vec<Value> = committed.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert_each_fact_once(envelopes.iter());
+    burst.assert_answers_logged(&envelopes.iter().map(|e| e["eventId"].as_str().unwrap().to_owned()).collect());
+
+    // The read model equals a fresh fold of the whole topic.
+    let live = fulfillment_projector::PostgresReadModel::connect(&database).await.unwrap();
+    kafka::wait_until_folded(&live, &group, &log).await;
+    let print = kafka::assert_equals_fresh_fold(&live, &log).await;
+    assert_eq!(print.subscriptions.len(), SUBSCRIPTIONS);
 }

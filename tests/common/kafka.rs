@@ -6,7 +6,12 @@
 use fulfillment::EventLogBackend;
 use fulfillment_log::KafkaLogOptions;
 use fulfillment_projector::KafkaProjectorOptions;
+use fulfillment_projector::{run_kafka_projector, Fingerprint, PostgresReadModel, ReadModels};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The broker's bootstrap address.
 pub fn brokers() -> String {
@@ -50,4 +55,64 @@ pub fn fresh_event_log() -> EventLogBackend {
     let log = fresh_log_options();
     let projector = projector_options(&log);
     EventLogBackend::Kafka { log, projector }
+}
+
+/// The end offset of every partition of `topic`.
+pub async fn high_watermarks(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let brokers = brokers.to_owned();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+        (0..partitions).map(|p| (p, consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)).unwrap().1)).collect()
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until `group` has folded every message of `topic` into `store`.
+pub async fn wait_until_folded(store: &PostgresReadModel, group: &str, log: &KafkaLogOptions) {
+    let ends = high_watermarks(&log.brokers, &log.topic, log.partitions).await;
+    for _ in 0..240 {
+        let folded = store.consumed_offsets(group, &log.topic).await.unwrap();
+        if ends.iter().all(|(p, end)| *end == 0 || folded.get(p) == Some(end)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "group {group} did not fold the whole topic: ends {ends:?}, folded {:?}",
+        store.consumed_offsets(group, &log.topic).await.unwrap()
+    );
+}
+
+/// Folds the whole topic of `log` into a new database with a new consumer group and checks the
+/// live read model equals it, row by row; returns the live fingerprint.
+pub async fn assert_equals_fresh_fold(live: &PostgresReadModel, log: &KafkaLogOptions) -> Fingerprint {
+    let scratch = super::postgres::fresh_database().await;
+    let fresh = PostgresReadModel::connect(&scratch).await.unwrap();
+    let fresh_group = unique("fresh-fold");
+    let stop = CancellationToken::new();
+    let replay = run_kafka_projector(
+        KafkaProjectorOptions { group: fresh_group.clone(), ..projector_options(log) },
+        fresh.clone(),
+        live.pool().clone(),
+        stop.clone(),
+    )
+    .unwrap();
+    wait_until_folded(&fresh, &fresh_group, log).await;
+    stop.cancel();
+    replay.task.await.unwrap();
+
+    let (live_print, fresh_print) = (live.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap());
+    for (id, hash) in &fresh_print.subscriptions {
+        assert_eq!(
+            live_print.subscriptions.get(id),
+            Some(hash),
+            "subscription {id} differs from a fresh fold:\nlive  {}\nfresh {}",
+            live.subscription_rows(id).await.unwrap(),
+            fresh.subscription_rows(id).await.unwrap()
+        );
+    }
+    assert_eq!(live_print, fresh_print, "the read model must equal a fresh fold of the topic");
+    live_print
 }

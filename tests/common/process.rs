@@ -33,11 +33,15 @@ pub fn serve_args(port: u16, data: &Path, config: &Path) -> Vec<String> {
 /// Spawns `command` (which starts the service on `port`) and waits until `/readyz` answers
 /// 2xx; panics after 10 s.
 pub async fn serve_command(mut command: Command, port: u16) -> Server {
+    // Each process's log stays in target/tmp for a look after a failure.
+    let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("processes");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join(format!("serve-{port}-{}.log", chrono::Utc::now().format("%H%M%S%.3f")));
     let child = command
         .env("FULFILLMENT_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,fulfillment_projector=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .expect("binary starts");
     let server = Server { child };
