@@ -168,8 +168,13 @@ async fn swap_in(rebuilt: &Path, live: &Path, stamp: &str) -> anyhow::Result<()>
         SqliteReadModel::open(live).await?.checkpoint_and_close().await?;
         for suffix in ["-wal", "-shm"] {
             let side = PathBuf::from(format!("{}{suffix}", live.display()));
-            if side.exists() {
-                std::fs::remove_file(&side).with_context(|| format!("removing {}", side.display()))?;
+            // SQLite may delete these itself as its last connection closes, possibly just after
+            // the pool said it closed: a file already gone is what we wanted.
+            match std::fs::remove_file(&side) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", side.display()));
+                }
+                _ => {}
             }
         }
         let backup = PathBuf::from(format!("{}.replaced-{stamp}", live.display()));
