@@ -26,7 +26,7 @@
 
 mod common;
 
-use common::process::{free_port, run, serve_args, serve_command, Server};
+use common::process::{free_port, run, serve_args, serve_command, service_files, Server, ServiceFiles};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -172,63 +172,47 @@ async fn burst_with_two_kills(port: u16, launch: impl Fn() -> Command) -> (Serve
     (server.unwrap(), Burst { subscriptions, answers })
 }
 
-/// How many `billing.started` events the whole billing feed holds now.
-async fn billing_started_count(base: &str) -> usize {
+/// The `billing.started` events of the whole billing feed now, counted per subscription.
+async fn billing_starts(base: &str) -> reqwest::Result<HashMap<String, usize>> {
     let client = reqwest::Client::new();
-    let (mut count, mut cursor) = (0, "0".to_owned());
-    loop {
-        let Ok(response) = client
-            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
-            .bearer_auth(BILLING_KEY)
-            .send()
-            .await
-        else {
-            return count;
-        };
-        let page: Value = response.json().await.unwrap_or(Value::Null);
-        let Some(items) = page["items"].as_array() else { return count };
-        count += items.iter().filter(|i| i["event"]["type"] == "billing.started").count();
-        if items.is_empty() || page["hasMore"] != json!(true) {
-            return count;
-        }
-        cursor = page["nextCursor"].as_str().unwrap().to_owned();
-    }
-}
-
-/// Reads the whole billing feed until every subscription started billing; fails when one
-/// started more than once.
-async fn assert_billing_started_once_each(base: &str) {
-    let client = reqwest::Client::new();
-    let mut starts: HashMap<String, usize> = HashMap::new();
-    let mut cursor = "0".to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let (mut starts, mut cursor) = (HashMap::new(), "0".to_owned());
     loop {
         let page: Value = client
             .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
             .bearer_auth(BILLING_KEY)
             .send()
-            .await
-            .unwrap()
+            .await?
             .json()
-            .await
-            .unwrap();
-        let items = page["items"].as_array().unwrap();
-        for item in items {
-            if item["event"]["type"] == "billing.started" {
-                *starts.entry(item["event"]["subscriptionId"].as_str().unwrap().to_owned()).or_default() += 1;
-            }
+            .await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        for item in items.iter().filter(|i| i["event"]["type"] == "billing.started") {
+            *starts.entry(item["event"]["subscriptionId"].as_str().unwrap().to_owned()).or_default() += 1;
         }
-        if items.is_empty() {
-            if starts.len() == SUBSCRIPTIONS {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "only {} subscriptions started billing", starts.len());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+        if items.is_empty() || page["hasMore"] != json!(true) {
+            return Ok(starts);
         }
         cursor = page["nextCursor"].as_str().unwrap().to_owned();
     }
-    assert!(starts.values().all(|n| *n == 1), "a subscription started billing more than once");
+}
+
+/// How many `billing.started` events the feed holds now (0 while the service does not answer).
+async fn billing_started_count(base: &str) -> usize {
+    billing_starts(base).await.map(|starts| starts.values().sum()).unwrap_or(0)
+}
+
+/// Reads the whole billing feed until every subscription started billing; fails when one
+/// started more than once.
+async fn assert_billing_started_once_each(base: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let starts = billing_starts(base).await.expect("the billing feed answers");
+        assert!(starts.values().all(|n| *n == 1), "a subscription started billing more than once");
+        if starts.len() == SUBSCRIPTIONS {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {} subscriptions started billing", starts.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Checks that the log holds each fact exactly once per subscription, given every committed
@@ -251,10 +235,7 @@ fn assert_each_fact_once<'a>(envelopes: impl Iterator<Item = &'a Value>) {
 
 #[tokio::test]
 async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fulfillment.toml");
-    std::fs::write(&config, test_config()).unwrap();
-    let data = dir.path().join("data");
+    let ServiceFiles { dir: _dir, config, data } = service_files();
     let port = free_port();
     let launch = || {
         let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
@@ -285,10 +266,7 @@ async fn sigkill_during_a_burst_on_kafka_and_postgres_loses_nothing_and_doubles_
     let log = fulfillment_log::KafkaLogOptions { partitions: 6, ..kafka::fresh_log_options() };
     let group = kafka::unique("burst-projector");
     let database = postgres::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fulfillment.toml");
-    std::fs::write(&config, test_config()).unwrap();
-    let data = dir.path().join("data");
+    let ServiceFiles { dir: _dir, config, data } = service_files();
     let port = free_port();
     let billing_topic = kafka::unique("test.billing");
     let launch = || {

@@ -4,53 +4,21 @@
 
 mod common;
 
+use common::process::{free_port, run, serve, service_files, Server, ServiceFiles};
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+/// A running service and its address; dropping it kills the process with SIGKILL.
 struct Process {
-    child: Child,
+    _server: Server,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start(data_dir: &Path, config: &Path) -> Process {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
-        .arg("--config")
-        .arg(config)
-        .env("FULFILLMENT_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
-            if r.status().is_success() {
-                return Process { child, base };
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("service did not become ready");
-}
-
-impl Drop for Process {
-    /// SIGKILL, so that a failing test leaves no server behind either.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let server = serve(port, data_dir, config).await;
+    Process { _server: server, base: format!("http://127.0.0.1:{port}") }
 }
 
 impl Process {
@@ -94,10 +62,7 @@ impl Process {
 
 #[tokio::test]
 async fn sigkill_between_every_step_loses_nothing_and_bills_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fulfillment.toml");
-    std::fs::write(&config, test_config()).unwrap();
-    let data = dir.path().join("data");
+    let ServiceFiles { dir: _dir, config, data } = service_files();
 
     let p = start(&data, &config).await;
     let (status, order) = p.post("/v1/customers/cust-k/orders", json!({"lineItems": [line_item(4)]})).await;
@@ -133,14 +98,10 @@ async fn sigkill_between_every_step_loses_nothing_and_bills_once() {
     p.kill();
 }
 
+/// Runs `fulfillment serve` with `args`; returns (success, stderr).
 fn run_serve(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-        .arg("serve")
-        .args(args)
-        .env("FULFILLMENT_LOG_FORMAT", "text")
-        .output()
-        .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let (ok, _, stderr) = run(&[&["serve"], args].concat());
+    (ok, stderr)
 }
 
 #[test]

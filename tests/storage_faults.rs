@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::process::{free_port, run, serve, serve_args, serve_command};
+use common::process::{free_port, run, serve, serve_args, serve_command, service_files, ServiceFiles};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -48,10 +48,7 @@ async fn order(client: &reqwest::Client, base: &str, i: usize) -> (u16, Option<S
 
 #[tokio::test]
 async fn a_full_disk_is_a_503_and_every_accepted_order_survives_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fulfillment.toml");
-    std::fs::write(&config, test_config()).unwrap();
-    let data = dir.path().join("data");
+    let ServiceFiles { dir: _dir, config, data } = service_files();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -137,13 +134,10 @@ fn make_read_only(path: &std::path::Path) {
 
 #[tokio::test]
 async fn a_read_only_data_dir_stops_the_start_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    // Searchable by the unprivileged user the service runs as below.
+    let ServiceFiles { dir, config, data } = service_files();
+    // Searchable and readable by the unprivileged user the service runs as below.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = dir.path().join("fulfillment.toml");
-    std::fs::write(&config, test_config()).unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let data = dir.path().join("data");
     let port = free_port();
     let client = reqwest::Client::new();
 

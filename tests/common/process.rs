@@ -1,7 +1,7 @@
 //! The real `fulfillment` binary as a separate process, for the fault tests that kill it or
 //! start it under operating-system limits.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,6 +15,26 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A temporary directory holding the test configuration and the path of a data directory
+/// (created by the service), for tests that run the binary.
+pub struct ServiceFiles {
+    /// Removed on drop, with everything in it.
+    pub dir: tempfile::TempDir,
+    /// `fulfillment.toml` with [`super::test_config`].
+    pub config: PathBuf,
+    /// `data/`, not created yet.
+    pub data: PathBuf,
+}
+
+/// A fresh [`ServiceFiles`].
+pub fn service_files() -> ServiceFiles {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fulfillment.toml");
+    std::fs::write(&config, super::test_config()).unwrap();
+    let data = dir.path().join("data");
+    ServiceFiles { dir, config, data }
 }
 
 /// The arguments of `fulfillment serve` on `port` with `data` and `config`.
