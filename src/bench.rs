@@ -139,24 +139,19 @@ struct Phase {
 }
 
 impl Phase {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(i).copied().unwrap_or_default()
-    }
-
     #[allow(clippy::print_stdout)] // a benchmark prints its figures
     fn print(&self) {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
         println!(
             "{:<22} {:>7} requests in {:>7.3} s = {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms",
             self.name,
             self.requests,
             self.elapsed.as_secs_f64(),
             self.requests as f64 / self.elapsed.as_secs_f64(),
-            self.percentile(0.50).as_secs_f64() * 1e3,
-            self.percentile(0.99).as_secs_f64() * 1e3,
-            self.percentile(1.0).as_secs_f64() * 1e3,
+            millis(&sorted, 0.50),
+            millis(&sorted, 0.99),
+            millis(&sorted, 1.0),
         );
     }
 }

@@ -88,9 +88,10 @@ pub async fn rebuild(
         }
         let Some(last) = page.last().map(|e| e.position) else { break };
         let read_ahead = async {
-            match reached_end {
-                true => Ok(Vec::new()),
-                false => log.read_after(last, batch).await,
+            if reached_end {
+                Ok(Vec::new())
+            } else {
+                log.read_after(last, batch).await
             }
         };
         let (projected, next) = tokio::join!(target.project_batch(&page), read_ahead);

@@ -124,9 +124,10 @@ async fn write_loop(
     let mut round = Vec::with_capacity(max_batch);
     while requests.recv_many(&mut round, max_batch).await > 0 {
         let count = round.len();
-        if conn.is_none() {
-            match SqliteConnection::connect_with(&connect_options(&path)).await {
-                Ok(fresh) => conn = Some(fresh),
+        let current = match conn {
+            Some(ref mut open) => open,
+            None => match SqliteConnection::connect_with(&connect_options(&path)).await {
+                Ok(fresh) => conn.insert(fresh),
                 Err(e) => {
                     error!(error = %e, requests = count, "cannot reopen the event log for writing; nothing of this round was stored");
                     last_commit_failed.store(true, Ordering::Relaxed);
@@ -135,9 +136,8 @@ async fn write_loop(
                     }
                     continue;
                 }
-            }
-        }
-        let Some(current) = conn.as_mut() else { continue };
+            },
+        };
         let outcome = commit_round(current, &mut round, &head).await;
         last_commit_failed.store(outcome.is_err(), Ordering::Relaxed);
         match outcome {
