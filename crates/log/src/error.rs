@@ -40,3 +40,9 @@ impl From<sqlx::Error> for LogError {
         LogError::Unavailable(e.to_string())
     }
 }
+
+impl From<rusqlite::Error> for LogError {
+    fn from(e: rusqlite::Error) -> Self {
+        LogError::Unavailable(e.to_string())
+    }
+}

@@ -1,20 +1,30 @@
 //! The embedded event log: one SQLite file in WAL mode with `synchronous=FULL`.
 //!
-//! Durable does not mean slow: a single writer task owns the write connection and commits
+//! Durable does not mean slow: a single writer thread owns the write connection and commits
 //! whatever requests are waiting as one transaction (group commit), each request inside its own
 //! savepoint so that one request's conflict never undoes another's events. Callers are answered
-//! only after the commit returned. Reads go through a separate pool, which WAL lets run
+//! only after the commit returned. Reads go through separate connections, which WAL lets run
 //! alongside the writer.
+//!
+//! The hot path talks to SQLite through rusqlite on the thread that holds the connection, not
+//! through sqlx: sqlx's SQLite driver runs every statement on a worker thread of its own and
+//! hands it over through a channel, and with five statements per webhook those hand-overs (not
+//! SQLite) were where the time went (`bench ingest`, see BENCHMARKS.md). The writer is a
+//! dedicated thread; a point read (one subscription's stream, one idempotency key) runs inline,
+//! because it takes microseconds and a thread hop would cost more than the read; a page of the
+//! global order goes to the blocking pool. sqlx still opens the file at start to run the
+//! migrations, so the schema has one history.
 
 use crate::chain::{event_hash, GENESIS_HASH};
 use crate::{AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent};
 use async_trait::async_trait;
 use fulfillment_core::{EventEnvelope, SubscriptionId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
-use std::path::Path;
+use rusqlite::{params, OpenFlags, OptionalExtension};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, warn};
@@ -26,13 +36,13 @@ pub struct SqliteLogOptions {
     pub max_batch: usize,
     /// Requests that may wait for the writer before `append` pushes back.
     pub queue_depth: usize,
-    /// Read connections.
+    /// Read connections kept open between reads.
     pub read_connections: u32,
 }
 
 impl Default for SqliteLogOptions {
     fn default() -> Self {
-        SqliteLogOptions { max_batch: 512, queue_depth: 8192, read_connections: 4 }
+        SqliteLogOptions { max_batch: 512, queue_depth: 8192, read_connections: 8 }
     }
 }
 
@@ -50,12 +60,16 @@ pub struct SqliteEventLog {
 struct Inner {
     /// `None` for a log opened read-only (audit tools).
     writer: Option<mpsc::Sender<AppendRequest>>,
-    reads: SqlitePool,
+    reads: ReadConnections,
     head: watch::Receiver<u64>,
     /// Whether the writer's last commit failed (disk full, read-only file system): readiness
     /// turns false until a commit succeeds again, so an operator sees it before the clients do.
     last_commit_failed: Arc<AtomicBool>,
 }
+
+/// How long a statement waits for a lock held by another connection (a checkpoint, the audit
+/// tools) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
@@ -63,28 +77,93 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(5))
+        .busy_timeout(BUSY_TIMEOUT)
+}
+
+/// The writer's connection: WAL (set persistently by the migration run), full sync, so a commit
+/// that returned survives a power cut.
+fn open_writer(path: &Path) -> Result<rusqlite::Connection, LogError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+    Ok(conn)
+}
+
+/// Read connections, opened on demand and kept for reuse. There are never more in use than
+/// threads reading (the runtime's workers and the blocking pool), so the set needs no limit of
+/// its own; `keep` bounds how many stay open while idle.
+struct ReadConnections {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    keep: usize,
+}
+
+impl ReadConnections {
+    fn new(path: &Path, keep: usize) -> Self {
+        ReadConnections { path: path.to_owned(), idle: Mutex::new(Vec::new()), keep }
+    }
+
+    /// Runs `read` on an idle connection (or a new one). A connection whose read failed is
+    /// closed rather than kept: the failure may have been the file, not the statement.
+    fn with<T>(&self, read: impl FnOnce(&rusqlite::Connection) -> Result<T, LogError>) -> Result<T, LogError> {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn
+            }
+        };
+        let result = read(&conn);
+        if result.is_ok() {
+            let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < self.keep {
+                idle.push(conn);
+            }
+        }
+        result
+    }
 }
 
 impl SqliteEventLog {
     /// Opens (creating and migrating when needed) the log at `path` and starts its writer.
     pub async fn open(path: &Path, options: SqliteLogOptions) -> Result<Self, LogError> {
-        let mut write = SqliteConnection::connect_with(&connect_options(path)).await?;
-        sqlx::migrate!("../../migrations/sqlite/log")
-            .run(&mut write)
-            .await
-            .map_err(|e| LogError::Unavailable(format!("migrating the event log: {e}")))?;
-        backfill_hash_chain(&mut write).await?;
-        let head_position: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut write).await?;
-        let reads = SqlitePoolOptions::new()
-            .max_connections(options.read_connections)
-            .connect_with(connect_options(path).read_only(true))
-            .await?;
-        let (head_tx, head_rx) = watch::channel(head_position as u64);
+        let head_position = {
+            let mut migrator = SqliteConnection::connect_with(&connect_options(path)).await?;
+            sqlx::migrate!("../../migrations/sqlite/log")
+                .run(&mut migrator)
+                .await
+                .map_err(|e| LogError::Unavailable(format!("migrating the event log: {e}")))?;
+            backfill_hash_chain(&mut migrator).await?;
+            let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+                .fetch_one(&mut migrator)
+                .await?;
+            migrator.close().await?;
+            head as u64
+        };
+        let writer = open_writer(path)?;
+        let (head_tx, head_rx) = watch::channel(head_position);
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let last_commit_failed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_loop(write, path.to_owned(), rx, head_tx, options.max_batch, last_commit_failed.clone()));
+        let thread = WriterThread {
+            conn: Some(writer),
+            path: path.to_owned(),
+            head: head_tx,
+            max_batch: options.max_batch,
+            last_commit_failed: last_commit_failed.clone(),
+        };
+        std::thread::Builder::new()
+            .name("event-log-writer".into())
+            .spawn(move || thread.run(rx))
+            .map_err(|e| LogError::Unavailable(format!("starting the event log writer: {e}")))?;
+        let reads = ReadConnections::new(path, options.read_connections as usize);
         Ok(SqliteEventLog { inner: Arc::new(Inner { writer: Some(tx), reads, head: head_rx, last_commit_failed }) })
     }
 
@@ -94,85 +173,92 @@ impl SqliteEventLog {
         if !path.exists() {
             return Err(LogError::Unavailable(format!("no event log at {}", path.display())));
         }
-        let reads = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(connect_options(path).create_if_missing(false).read_only(true))
-            .await?;
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&reads).await?;
+        let reads = ReadConnections::new(path, 2);
+        let head = reads.with(|conn| {
+            Ok(conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get::<_, i64>(0))?)
+        })?;
         let (_, head_rx) = watch::channel(head as u64);
         let last_commit_failed = Arc::new(AtomicBool::new(false));
         Ok(SqliteEventLog { inner: Arc::new(Inner { writer: None, reads, head: head_rx, last_commit_failed }) })
     }
 }
 
-/// The writer task: drains waiting requests into one transaction per round.
+/// The writer thread: drains waiting requests into one transaction per round.
 ///
 /// After a failed round (disk full, I/O error) the write connection is closed and a new one
 /// opened for the next round: SQLite may or may not have rolled the transaction back by itself,
 /// and a connection whose transaction state is in doubt must never commit again. Reusing it was
 /// seen to acknowledge later appends that were never made durable; a fresh connection runs
 /// SQLite's recovery and starts from what is really on disk.
-async fn write_loop(
-    conn: SqliteConnection,
-    path: std::path::PathBuf,
-    mut requests: mpsc::Receiver<AppendRequest>,
+struct WriterThread {
+    conn: Option<rusqlite::Connection>,
+    path: PathBuf,
     head: watch::Sender<u64>,
     max_batch: usize,
     last_commit_failed: Arc<AtomicBool>,
-) {
-    let mut conn = Some(conn);
-    let mut round = Vec::with_capacity(max_batch);
-    while requests.recv_many(&mut round, max_batch).await > 0 {
+}
+
+impl WriterThread {
+    fn run(mut self, mut requests: mpsc::Receiver<AppendRequest>) {
+        let mut round = Vec::with_capacity(self.max_batch);
+        while let Some(first) = requests.blocking_recv() {
+            round.push(first);
+            while round.len() < self.max_batch {
+                match requests.try_recv() {
+                    Ok(request) => round.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut round);
+        }
+    }
+
+    fn commit(&mut self, round: &mut Vec<AppendRequest>) {
         let count = round.len();
-        let current = match conn {
+        let conn = match self.conn {
             Some(ref mut open) => open,
-            None => match SqliteConnection::connect_with(&connect_options(&path)).await {
-                Ok(fresh) => conn.insert(fresh),
+            None => match open_writer(&self.path) {
+                Ok(fresh) => self.conn.insert(fresh),
                 Err(e) => {
                     error!(error = %e, requests = count, "cannot reopen the event log for writing; nothing of this round was stored");
-                    last_commit_failed.store(true, Ordering::Relaxed);
+                    self.last_commit_failed.store(true, Ordering::Relaxed);
                     for request in round.drain(..) {
                         let _ = request.reply.send(Err(LogError::Unavailable(e.to_string())));
                     }
-                    continue;
+                    return;
                 }
             },
         };
-        let outcome = commit_round(current, &mut round, &head).await;
-        last_commit_failed.store(outcome.is_err(), Ordering::Relaxed);
+        let outcome = commit_round(conn, round, &self.head);
+        self.last_commit_failed.store(outcome.is_err(), Ordering::Relaxed);
         match outcome {
             Ok(Some(last)) => debug!(requests = count, head = last, "group commit"),
             Ok(None) => {}
             Err(e) => {
                 error!(error = %e, requests = count, "group commit failed; nothing of this round was stored");
-                if let Some(failed) = conn.take() {
-                    let _ = failed.close_hard().await;
-                }
+                // Closing rolls back whatever SQLite left open.
+                self.conn = None;
             }
         }
-        round.clear();
-    }
-    if let Some(conn) = conn {
-        let _ = conn.close().await;
     }
 }
 
 /// Commits one round. Each request's result is sent only after the commit (or its failure),
 /// and only after the new head is published, so a caller that reads right after its answer
 /// can wait for readers to reach its own events.
-async fn commit_round(
-    conn: &mut SqliteConnection,
+fn commit_round(
+    conn: &rusqlite::Connection,
     round: &mut Vec<AppendRequest>,
     head: &watch::Sender<u64>,
 ) -> Result<Option<u64>, LogError> {
     let mut outcomes: Vec<(oneshot::Sender<_>, Result<AppendReceipt, LogError>)> = Vec::with_capacity(round.len());
-    let result = async {
-        let mut tx = conn.begin().await?;
+    let result = (|| {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         for request in round.drain(..) {
-            let mut savepoint = Connection::begin(&mut *tx).await?;
-            match write_batch(&mut savepoint, &request.batch).await {
+            conn.prepare_cached("SAVEPOINT request")?.execute([])?;
+            match write_batch(conn, &request.batch) {
                 Ok(receipt) => {
-                    savepoint.commit().await?;
+                    conn.prepare_cached("RELEASE request")?.execute([])?;
                     outcomes.push((request.reply, Ok(receipt)));
                 }
                 Err(e @ (LogError::Unavailable(_) | LogError::Unreadable { .. })) => {
@@ -182,15 +268,15 @@ async fn commit_round(
                     return Err(e);
                 }
                 Err(rejection) => {
-                    savepoint.rollback().await?;
+                    conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
+                    conn.prepare_cached("RELEASE request")?.execute([])?;
                     outcomes.push((request.reply, Err(rejection)));
                 }
             }
         }
-        tx.commit().await?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
         Ok::<(), LogError>(())
-    }
-    .await;
+    })();
     match result {
         Ok(()) => {
             let last = outcomes
@@ -224,32 +310,28 @@ async fn commit_round(
     }
 }
 
-async fn write_batch(conn: &mut SqliteConnection, batch: &AppendBatch) -> Result<AppendReceipt, LogError> {
+fn write_batch(conn: &rusqlite::Connection, batch: &AppendBatch) -> Result<AppendReceipt, LogError> {
     if let Some(record) = &batch.idempotency {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, response, created_at)
-             VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-             ON CONFLICT (scope, key) DO NOTHING",
-        )
-        .bind(&record.scope)
-        .bind(&record.key)
-        .bind(&record.fingerprint)
-        .bind(record.response.to_string())
-        .execute(&mut *conn)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, response, created_at)
+                 VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                 ON CONFLICT (scope, key) DO NOTHING",
+            )?
+            .execute(params![record.scope, record.key, record.fingerprint, record.response.to_string()])?;
+        if inserted == 0 {
             return Err(LogError::DuplicateIdempotencyKey);
         }
     }
     let mut receipt = AppendReceipt::default();
     for stream in &batch.streams {
         let id = stream.subscription_id.to_string();
-        let last: Option<(i64, Option<String>)> = sqlx::query_as(
-            "SELECT stream_version, hash FROM events WHERE subscription_id = ? ORDER BY stream_version DESC LIMIT 1",
-        )
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let last: Option<(i64, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT stream_version, hash FROM events WHERE subscription_id = ? ORDER BY stream_version DESC LIMIT 1",
+            )?
+            .query_row([&id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
         let (actual, mut previous_hash) = match last {
             Some((version, hash)) => (version, hash.unwrap_or_else(|| GENESIS_HASH.to_owned())),
             None => (0, GENESIS_HASH.to_owned()),
@@ -261,54 +343,65 @@ async fn write_batch(conn: &mut SqliteConnection, batch: &AppendBatch) -> Result
                 actual: actual as u64,
             });
         }
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO events (event_id, subscription_id, stream_version, event_type, schema_version, recorded_at,
+                                 envelope, previous_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (event_id) DO NOTHING",
+        )?;
         for (offset, envelope) in stream.events.iter().enumerate() {
             let version = stream.expected_version + offset as u64 + 1;
             let encoded = envelope.encode();
             let hash = event_hash(&previous_hash, &encoded);
-            let inserted = sqlx::query(
-                "INSERT INTO events (event_id, subscription_id, stream_version, event_type, schema_version, recorded_at,
-                                     envelope, previous_hash, hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(envelope.event_id.to_string())
-            .bind(&id)
-            .bind(version as i64)
-            .bind(envelope.event_type())
-            .bind(envelope.schema_version as i64)
-            .bind(envelope.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            .bind(&encoded)
-            .bind(&previous_hash)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
-            if inserted.rows_affected() == 0 {
+            let inserted = insert.execute(params![
+                envelope.event_id.to_string(),
+                id,
+                version as i64,
+                envelope.event_type(),
+                envelope.schema_version as i64,
+                envelope.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                encoded,
+                previous_hash,
+                hash,
+            ])?;
+            if inserted == 0 {
                 return Err(LogError::DuplicateEventId(envelope.event_id));
             }
             previous_hash = hash;
-            receipt.positions.push(inserted.last_insert_rowid() as u64);
+            receipt.positions.push(conn.last_insert_rowid() as u64);
         }
     }
     Ok(receipt)
 }
 
-/// Columns every read selects, in the order [`decode_row`] expects.
+/// Columns every read selects, in the order [`read_events`] expects.
 const EVENT_COLUMNS: &str = "position, stream_version, envelope, previous_hash, hash";
 
-fn decode_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, LogError> {
-    let position: i64 = row.try_get("position")?;
-    let stream_version: i64 = row.try_get("stream_version")?;
-    let raw: String = row.try_get("envelope")?;
-    let envelope =
-        EventEnvelope::decode(&raw).map_err(|source| LogError::Unreadable { position: position as u64, source })?;
-    Ok(StoredEvent {
-        position: position as u64,
-        stream_version: stream_version as u64,
-        envelope,
-        raw,
-        previous_hash: row.try_get::<Option<String>, _>("previous_hash")?.unwrap_or_default(),
-        hash: row.try_get::<Option<String>, _>("hash")?.unwrap_or_default(),
-    })
+/// Runs a `SELECT {EVENT_COLUMNS} ...` and decodes its rows.
+fn read_events(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next()? {
+        let position: i64 = row.get(0)?;
+        let stream_version: i64 = row.get(1)?;
+        let raw: String = row.get(2)?;
+        let envelope = EventEnvelope::decode(&raw)
+            .map_err(|source| LogError::Unreadable { position: position as u64, source })?;
+        events.push(StoredEvent {
+            position: position as u64,
+            stream_version: stream_version as u64,
+            envelope,
+            raw,
+            previous_hash: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            hash: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        });
+    }
+    Ok(events)
 }
 
 /// Computes the hash chain of events written before it existed (once, at open).
@@ -359,37 +452,43 @@ impl EventLog for SqliteEventLog {
     }
 
     async fn read_stream(&self, subscription_id: SubscriptionId) -> Result<Vec<StoredEvent>, LogError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE subscription_id = ? ORDER BY stream_version"
-        ))
-        .bind(subscription_id.to_string())
-        .fetch_all(&self.inner.reads)
-        .await?;
-        rows.iter().map(decode_row).collect()
+        let id = subscription_id.to_string();
+        self.inner.reads.with(|conn| {
+            read_events(
+                conn,
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE subscription_id = ? ORDER BY stream_version"),
+                [&id],
+            )
+        })
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LogError> {
-        let rows =
-            sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"))
-                .bind(after as i64)
-                .bind(limit as i64)
-                .fetch_all(&self.inner.reads)
-                .await?;
-        rows.iter().map(decode_row).collect()
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner.reads.with(|conn| {
+                read_events(
+                    conn,
+                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"),
+                    [after as i64, limit as i64],
+                )
+            })
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("reading the event log: {e}")))?
     }
 
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, LogError> {
-        let row = sqlx::query("SELECT fingerprint, response FROM idempotency_keys WHERE scope = ? AND key = ?")
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(&self.inner.reads)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let response: String = row.try_get("response")?;
+        let stored: Option<(String, String)> = self.inner.reads.with(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT fingerprint, response FROM idempotency_keys WHERE scope = ? AND key = ?")?
+                .query_row([scope, key], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?)
+        })?;
+        let Some((fingerprint, response)) = stored else { return Ok(None) };
         Ok(Some(IdempotencyRecord {
             scope: scope.to_owned(),
             key: key.to_owned(),
-            fingerprint: row.try_get("fingerprint")?,
+            fingerprint,
             response: serde_json::from_str(&response).map_err(|e| LogError::Unavailable(e.to_string()))?,
         }))
     }
@@ -406,7 +505,7 @@ impl EventLog for SqliteEventLog {
             warn!("event log not ready: its last commit failed");
             return false;
         }
-        match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.inner.reads).await {
+        match self.inner.reads.with(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?)) {
             Ok(_) => true,
             Err(e) => {
                 warn!(error = %e, "event log read check failed");
