@@ -658,7 +658,8 @@ pub async fn fold(args: FoldArgs) -> anyhow::Result<()> {
                 PostgresOptions { url: url.clone(), max_connections: 2, acquire_timeout: Duration::from_secs(30) };
             (Box::new(PostgresReadModel::connect(&options).await?), "PostgreSQL")
         }
-        None => (Box::new(SqliteReadModel::create_new(&scratch.path().join("read_model.sqlite")).await?), "SQLite"),
+        // The live projector's store (every batch durable), not a replay target's.
+        None => (Box::new(SqliteReadModel::open(&scratch.path().join("read_model.sqlite")).await?), "SQLite"),
     };
     if store.position().await? != 0 {
         bail!("the target already holds a folded model; point --database-url at an empty database");

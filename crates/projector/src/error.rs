@@ -9,6 +9,10 @@ pub enum ProjectorError {
     /// The read-model database failed.
     #[error("read-model store: {0}")]
     Store(#[from] sqlx::Error),
+    /// A rebuild target cannot be created or finished (the path exists, a file operation
+    /// failed); the live model is untouched.
+    #[error("rebuild target: {0}")]
+    Rebuild(String),
     /// Reading the log failed.
     #[error("event log: {0}")]
     Log(#[from] LogError),

@@ -13,7 +13,8 @@ use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 use uuid::Uuid;
@@ -25,48 +26,122 @@ const PROJECTOR: &str = "subscriptions";
 #[derive(Clone)]
 pub struct SqliteReadModel {
     pool: SqlitePool,
+    /// Set for a rebuild target (see [`SqliteReadModel::create_new`]).
+    rebuild: Option<Arc<RebuildFiles>>,
+}
+
+/// Where a rebuild is written and where it goes once complete.
+struct RebuildFiles {
+    partial: PathBuf,
+    target: PathBuf,
+}
+
+/// How a store commits its batches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Every batch is durable when it commits (WAL, full sync): the live read models.
+    EachBatch,
+    /// Nothing is durable until the whole rebuild is (no journal, no sync): a rebuild that
+    /// stops half way is thrown away, never resumed, so the per-batch syncs, the WAL's second
+    /// copy of every page and the means to roll a batch back buy nothing.
+    AtTheEnd,
+}
+
+fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(5))
+        // Measured with `bench fold` (BENCHMARKS.md): a 64 MiB page cache instead of 2 MiB
+        // stops SQLite from spilling dirty index pages mid-transaction, statement journals
+        // in memory instead of temp files, and checkpoints every 10,000 WAL pages instead
+        // of 1,000 so a hot page is copied back once rather than every few batches:
+        // together 15k → 27k events/s on 2 cores. Durability is unchanged (FULL).
+        .pragma("temp_store", "MEMORY");
+    match durability {
+        Durability::EachBatch => options
+            .pragma("cache_size", "-65536")
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .pragma("wal_autocheckpoint", "10000"),
+        // No journal at all: a failed batch cannot be rolled back, but a failed rebuild is
+        // discarded whole. Measured with a 1,000,000-event `replay` (BENCHMARKS.md): a rollback
+        // journal in memory holds the original of every page a batch touches (5,000 events on
+        // random keys: ~100 MiB); the cache is halved for the same reason, at ~1 s of 19.
+        Durability::AtTheEnd => options
+            .pragma("cache_size", "-32768")
+            .journal_mode(SqliteJournalMode::Off)
+            .synchronous(SqliteSynchronous::Off),
+    }
 }
 
 impl SqliteReadModel {
     /// Opens (creating and migrating when needed) the read-model database at `path`.
     pub async fn open(path: &Path) -> Result<Self, ProjectorError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            // Measured with `bench fold` (BENCHMARKS.md): a 64 MiB page cache instead of 2 MiB
-            // stops SQLite from spilling dirty index pages mid-transaction, statement journals
-            // in memory instead of temp files, and checkpoints every 10,000 WAL pages instead
-            // of 1,000 so a hot page is copied back once rather than every few batches:
-            // together 15k → 27k events/s on 2 cores. Durability is unchanged (FULL).
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "MEMORY")
-            .pragma("wal_autocheckpoint", "10000");
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Self::open_with(path, Durability::EachBatch, None).await
+    }
+
+    async fn open_with(
+        path: &Path,
+        durability: Durability,
+        rebuild: Option<Arc<RebuildFiles>>,
+    ) -> Result<Self, ProjectorError> {
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(connect_options(path, durability)).await?;
         sqlx::migrate!("../../migrations/sqlite/read_model")
             .run(&pool)
             .await
             .map_err(|e| ProjectorError::Store(e.into()))?;
-        Ok(SqliteReadModel { pool })
+        Ok(SqliteReadModel { pool, rebuild })
     }
 
-    /// Opens a new, empty read-model database at `path` (a replay target); refuses a path that
-    /// already exists, so a rebuild can never mix with an older model.
+    /// Opens a new, empty read-model database to rebuild into (a replay target); refuses a
+    /// `path` that already exists, so a rebuild can never mix with an older model.
+    ///
+    /// The rebuild is written to `<path>.partial` without per-batch durability and appears at
+    /// `path` only in [`SqliteReadModel::checkpoint_and_close`], after it was synced: a file at
+    /// `path` is always complete, and a `.partial` left by an interrupted rebuild is discarded
+    /// when the next one starts.
     pub async fn create_new(path: &Path) -> Result<Self, ProjectorError> {
         if path.exists() {
-            return Err(ProjectorError::Corrupt(format!("{} already exists; choose a new target", path.display())));
+            return Err(ProjectorError::Rebuild(format!("{} already exists; choose a new target", path.display())));
         }
-        Self::open(path).await
+        let partial = PathBuf::from(format!("{}.partial", path.display()));
+        if partial.exists() {
+            warn!(path = %partial.display(), "discarding the unfinished rebuild left by an interrupted replay");
+            std::fs::remove_file(&partial)
+                .map_err(|e| ProjectorError::Rebuild(format!("removing {}: {e}", partial.display())))?;
+        }
+        let files = Arc::new(RebuildFiles { partial: partial.clone(), target: path.to_owned() });
+        Self::open_with(&partial, Durability::AtTheEnd, Some(files)).await
     }
 
-    /// Writes the WAL back into the main file and closes, so the file alone is the whole model
-    /// (before it is renamed into place).
+    /// Makes the model durable as one file and closes it: the WAL written back for a live
+    /// model; for a rebuild, the file synced and renamed into place (so it can be swapped in).
     pub async fn checkpoint_and_close(&self) -> Result<(), ProjectorError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        let Some(files) = &self.rebuild else {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+            self.pool.close().await;
+            return Ok(());
+        };
         self.pool.close().await;
-        Ok(())
+        let files = files.clone();
+        tokio::task::spawn_blocking(move || {
+            let io = |what: &str, e: std::io::Error| ProjectorError::Rebuild(format!("{what}: {e}"));
+            std::fs::File::open(&files.partial)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(&format!("syncing {}", files.partial.display()), e))?;
+            std::fs::rename(&files.partial, &files.target).map_err(|e| {
+                io(&format!("renaming {} to {}", files.partial.display(), files.target.display()), e)
+            })?;
+            if let Some(dir) = files.target.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io(&format!("syncing {}", dir.display()), e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ProjectorError::Rebuild(format!("finishing the rebuild: {e}")))?
     }
 
     /// Closes the pool, waiting for in-flight queries.
@@ -78,6 +153,10 @@ impl SqliteReadModel {
 /// Rows per multi-row statement: well under SQLite's limit of 32,766 bound parameters, and big
 /// enough that a batch costs a handful of statements rather than several per event (each
 /// statement is a round trip to sqlx's SQLite worker thread).
+///
+/// These statements are built per batch with as many rows as it has, so they are never kept
+/// in sqlx's statement cache (`persistent(false)`): each size would be another cached program
+/// of several MiB, and with batches of 5,000 the cache made up most of a replay's peak memory.
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Loads the current state of every subscription in `ids`.
@@ -93,7 +172,7 @@ async fn load_states(
             list.push_bind(id.to_string());
         }
         query.push(")");
-        let rows: Vec<String> = query.build_query_scalar().fetch_all(&mut **tx).await?;
+        let rows: Vec<String> = query.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
         for row in rows {
             let state = parse_state(&row)?;
             states.insert(state.id, Some(state));
@@ -129,7 +208,7 @@ async fn save_states(tx: &mut Transaction<'_, Sqlite>, subscriptions: &[&Subscri
                  status = excluded.status, version = excluded.version,
                  updated_at = excluded.updated_at, state = excluded.state",
         );
-        query.build().execute(&mut **tx).await?;
+        query.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -148,7 +227,7 @@ async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, rows: Vec<OutboxRow>) -
                 .push_bind(r.payload.clone());
         });
         query.push(" ON CONFLICT (billing_event_id) DO NOTHING");
-        query.build().execute(&mut **tx).await?;
+        query.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -167,7 +246,7 @@ async fn insert_rejected(tx: &mut Transaction<'_, Sqlite>, rows: Vec<RejectedRow
                 .push_bind(r.reason.clone());
         });
         query.push(" ON CONFLICT (position) DO NOTHING");
-        query.build().execute(&mut **tx).await?;
+        query.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -375,7 +454,7 @@ impl ReadModels for SqliteReadModel {
                 list.push_bind(*sequence as i64);
             }
             query.push(")");
-            query.build().execute(&self.pool).await?;
+            query.build().persistent(false).execute(&self.pool).await?;
         }
         Ok(())
     }
@@ -560,6 +639,28 @@ mod tests {
         project_all(&log, &rebuilt, 1000).await;
         assert_eq!(snapshot(&live).await, snapshot(&rebuilt).await);
         assert_eq!(live.position().await.unwrap(), rebuilt.position().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_target_appears_only_when_complete_and_then_opens_as_a_live_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = populated_log(&dir, 20).await;
+        let live = SqliteReadModel::open(&dir.path().join("live.sqlite")).await.unwrap();
+        project_all(&log, &live, 1000).await;
+        let target = dir.path().join("rebuild.sqlite");
+        let partial = dir.path().join("rebuild.sqlite.partial");
+        // What an interrupted rebuild leaves behind is discarded, not resumed.
+        std::fs::write(&partial, b"half a rebuild").unwrap();
+        let rebuild = SqliteReadModel::create_new(&target).await.unwrap();
+        project_all(&log, &rebuild, 7).await;
+        assert!(!target.exists(), "an unfinished rebuild must not be at the target path");
+        rebuild.checkpoint_and_close().await.unwrap();
+        assert!(target.exists() && !partial.exists());
+        let reopened = SqliteReadModel::open(&target).await.unwrap();
+        assert_eq!(snapshot(&live).await, snapshot(&reopened).await);
+        assert_eq!(reopened.position().await.unwrap(), live.position().await.unwrap());
+        let err = SqliteReadModel::create_new(&target).await.err().expect("an existing target is refused");
+        assert!(matches!(err, ProjectorError::Rebuild(_)), "{err}");
     }
 
     #[tokio::test]
