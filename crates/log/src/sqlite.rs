@@ -142,9 +142,8 @@ impl SqliteEventLog {
                 .await
                 .map_err(|e| LogError::Unavailable(format!("migrating the event log: {e}")))?;
             backfill_hash_chain(&mut migrator).await?;
-            let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                .fetch_one(&mut migrator)
-                .await?;
+            let head: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut migrator).await?;
             migrator.close().await?;
             head as u64
         };
@@ -390,8 +389,8 @@ fn read_events(
         let position: i64 = row.get(0)?;
         let stream_version: i64 = row.get(1)?;
         let raw: String = row.get(2)?;
-        let envelope = EventEnvelope::decode(&raw)
-            .map_err(|source| LogError::Unreadable { position: position as u64, source })?;
+        let envelope =
+            EventEnvelope::decode(&raw).map_err(|source| LogError::Unreadable { position: position as u64, source })?;
         events.push(StoredEvent {
             position: position as u64,
             stream_version: stream_version as u64,

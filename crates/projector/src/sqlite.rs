@@ -52,13 +52,13 @@ fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions 
         .filename(path)
         .create_if_missing(true)
         .busy_timeout(Duration::from_secs(5))
-        // Measured with `bench fold` (BENCHMARKS.md): a 64 MiB page cache instead of 2 MiB
-        // stops SQLite from spilling dirty index pages mid-transaction, statement journals
-        // in memory instead of temp files, and checkpoints every 10,000 WAL pages instead
-        // of 1,000 so a hot page is copied back once rather than every few batches:
-        // together 15k → 27k events/s on 2 cores. Durability is unchanged (FULL).
         .pragma("temp_store", "MEMORY");
     match durability {
+        // Measured with `bench fold` (BENCHMARKS.md): a 64 MiB page cache instead of 2 MiB
+        // stops SQLite from spilling dirty index pages mid-transaction, statement journals
+        // in memory (`temp_store`) instead of temp files, and checkpoints every 10,000 WAL
+        // pages instead of 1,000 so a hot page is copied back once rather than every few
+        // batches: together 15k → 27k events/s on 2 cores. Durability is unchanged (FULL).
         Durability::EachBatch => options
             .pragma("cache_size", "-65536")
             .journal_mode(SqliteJournalMode::Wal)
@@ -130,9 +130,8 @@ impl SqliteReadModel {
             std::fs::File::open(&files.partial)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| io(&format!("syncing {}", files.partial.display()), e))?;
-            std::fs::rename(&files.partial, &files.target).map_err(|e| {
-                io(&format!("renaming {} to {}", files.partial.display(), files.target.display()), e)
-            })?;
+            std::fs::rename(&files.partial, &files.target)
+                .map_err(|e| io(&format!("renaming {} to {}", files.partial.display(), files.target.display()), e))?;
             if let Some(dir) = files.target.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::File::open(dir)
                     .and_then(|d| d.sync_all())
