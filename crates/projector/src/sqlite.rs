@@ -153,9 +153,9 @@ impl SqliteReadModel {
 /// enough that a batch costs a handful of statements rather than several per event (each
 /// statement is a round trip to sqlx's SQLite worker thread).
 ///
-/// These statements are built per batch with as many rows as it has, so they are never kept
-/// in sqlx's statement cache (`persistent(false)`): each size would be another cached program
-/// of several MiB, and with batches of 5,000 the cache made up most of a replay's peak memory.
+/// sqlx caches the prepared statements, so a full chunk's statement is compiled once per
+/// connection: not caching them (only the last, shorter chunk of a batch differs) made
+/// `bench fold` about 9 % slower for 4 MiB less memory.
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Loads the current state of every subscription in `ids`.
@@ -171,7 +171,7 @@ async fn load_states(
             list.push_bind(id.to_string());
         }
         query.push(")");
-        let rows: Vec<String> = query.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+        let rows: Vec<String> = query.build_query_scalar().fetch_all(&mut **tx).await?;
         for row in rows {
             let state = parse_state(&row)?;
             states.insert(state.id, Some(state));
@@ -207,7 +207,7 @@ async fn save_states(tx: &mut Transaction<'_, Sqlite>, subscriptions: &[&Subscri
                  status = excluded.status, version = excluded.version,
                  updated_at = excluded.updated_at, state = excluded.state",
         );
-        query.build().persistent(false).execute(&mut **tx).await?;
+        query.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -226,7 +226,7 @@ async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, rows: Vec<OutboxRow>) -
                 .push_bind(r.payload.clone());
         });
         query.push(" ON CONFLICT (billing_event_id) DO NOTHING");
-        query.build().persistent(false).execute(&mut **tx).await?;
+        query.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -245,7 +245,7 @@ async fn insert_rejected(tx: &mut Transaction<'_, Sqlite>, rows: Vec<RejectedRow
                 .push_bind(r.reason.clone());
         });
         query.push(" ON CONFLICT (position) DO NOTHING");
-        query.build().persistent(false).execute(&mut **tx).await?;
+        query.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -453,7 +453,7 @@ impl ReadModels for SqliteReadModel {
                 list.push_bind(*sequence as i64);
             }
             query.push(")");
-            query.build().persistent(false).execute(&self.pool).await?;
+            query.build().execute(&self.pool).await?;
         }
         Ok(())
     }
