@@ -1,6 +1,7 @@
 //! The PostgreSQL read-model store against a real server, one fresh database per test: it folds
 //! a log exactly as the SQLite store does (equal fingerprints), never applies a batch twice,
-//! survives two projectors racing on one database, and keeps working across a reconnect.
+//! survives two projectors racing on one database, and keeps working across a reconnect and
+//! across connections killed inside its batches.
 //!
 //! Needs PostgreSQL, so `#[ignore]`d for plain `cargo test`; `scripts/test.sh` runs them.
 
@@ -226,6 +227,64 @@ async fn the_projector_resumes_after_its_connections_are_killed() {
     project_all(&log, &fresh, 1000).await;
     assert_eq!(store.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap());
     assert_eq!(store.customer_subscriptions("partner-1", "after-kill").await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL; run by scripts/test.sh"]
+async fn connections_killed_inside_batches_skip_nothing_and_apply_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let log: Arc<SqliteEventLog> = Arc::new(populated_log(&dir, 600).await);
+    let last = head(&log).await;
+    let options = fresh_database().await;
+    let store = Arc::new(PostgresReadModel::connect(&options).await.unwrap());
+    let stop = CancellationToken::new();
+    // Batches of two events: hundreds of short transactions, so the kills below land inside
+    // them (a batch's statements run while its transaction is open).
+    let projector = run_projector(log.clone(), store.clone(), 2, stop.child_token());
+    let position = projector.position.clone();
+
+    // Terminate the projector's backends over and over while it folds, until five of them were
+    // caught inside a transaction or a statement.
+    let database = options.url.rsplit('/').next().unwrap().to_owned();
+    let mut killer = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres::admin_url()).await.unwrap();
+    let mut killed_inside = 0;
+    let started = std::time::Instant::now();
+    while killed_inside < 5 && *position.borrow() < last {
+        assert!(started.elapsed() < Duration::from_secs(60), "the projector made no progress under the kills");
+        let states: Vec<String> = sqlx::query_scalar(
+            // Materialized first, so the terminate call only ever sees the chosen backends.
+            "WITH caught AS MATERIALIZED (
+                 SELECT pid, state FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction'))
+             SELECT state FROM caught WHERE pg_terminate_backend(pid)",
+        )
+        .bind(&database)
+        .fetch_all(&mut killer)
+        .await
+        .unwrap();
+        killed_inside += states.len();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    assert!(killed_inside >= 5, "only {killed_inside} backends were caught inside a batch before the end of the log");
+    let mut position = projector.position.clone();
+    tokio::time::timeout(Duration::from_secs(60), position.wait_for(|p| *p >= last))
+        .await
+        .expect("the projector retries and catches up")
+        .unwrap();
+    stop.cancel();
+    projector.task.await.unwrap();
+
+    // Nothing skipped, nothing applied twice: the model equals a fresh fold, row for row, and
+    // each activated subscription started billing once.
+    let fresh = PostgresReadModel::connect(&fresh_database().await).await.unwrap();
+    project_all(&log, &fresh, 1000).await;
+    assert_eq!(store.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap());
+    let billing = store.billing_events(0, 10_000).await.unwrap();
+    let mut ids: Vec<&str> = billing.iter().map(|e| e.event["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), billing.len(), "no billing event twice");
+    assert_eq!(billing.len(), 400, "one billing start per activated subscription");
 }
 
 #[tokio::test]
