@@ -97,6 +97,7 @@ pub struct ReplayArgs {
     #[command(flatten)]
     data: DataDir,
     /// New read-model file to build (must not exist); default `<data-dir>/read_model.rebuild-<time>.sqlite`.
+    /// It is written as `<target>.partial` and renamed only once complete and synced.
     #[arg(long)]
     target: Option<PathBuf>,
     /// Stop at this log position, or at the log prefix recorded by this RFC 3339 instant.
