@@ -13,7 +13,7 @@ use common::postgres::fresh_database;
 use fulfillment_core::{Event, SubscriptionId};
 use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
 use fulfillment_projector::{
-    run_projector, BillingFeedEntry, PostgresReadModel, ProjectorError, ReadModels, SqliteReadModel,
+    run_projector, BillingFeedEntry, PostgresReadModel, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,35 @@ async fn project_all(log: &SqliteEventLog, store: &dyn ReadModels, batch: usize)
 
 async fn head(log: &SqliteEventLog) -> u64 {
     *log.head().borrow()
+}
+
+/// Asserts `store` equals a fresh fold of the whole log into a new database, row for row.
+async fn assert_equals_fresh_fold(log: &SqliteEventLog, store: &PostgresReadModel) {
+    let fresh = PostgresReadModel::connect(&fresh_database().await).await.unwrap();
+    project_all(log, &fresh, 1000).await;
+    assert_eq!(store.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap(), "the model equals a fresh fold");
+}
+
+/// Asserts the billing feed holds `expected` events, none of them twice.
+async fn assert_billing_once_each(store: &PostgresReadModel, expected: usize) {
+    let billing = store.billing_events(0, 10_000).await.unwrap();
+    let mut ids: Vec<&str> = billing.iter().map(|e| e.event["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), billing.len(), "no billing event twice");
+    assert_eq!(billing.len(), expected, "one billing start per activated subscription");
+}
+
+/// Waits until `projector` has folded everything up to the log's head, then stops it.
+async fn stop_when_caught_up(log: &SqliteEventLog, projector: ProjectorHandle, stop: CancellationToken) {
+    let last = head(log).await;
+    let mut position = projector.position.clone();
+    tokio::time::timeout(Duration::from_secs(60), position.wait_for(|p| *p >= last))
+        .await
+        .expect("the projector retries and catches up")
+        .unwrap();
+    stop.cancel();
+    projector.task.await.unwrap();
 }
 
 #[tokio::test]
@@ -162,15 +191,8 @@ async fn two_projectors_racing_on_one_database_fold_every_event_once() {
     pb.task.await.unwrap();
     assert_eq!(moved_a.max(moved_b), target, "one of them committed the last batch");
 
-    let fresh = PostgresReadModel::connect(&fresh_database().await).await.unwrap();
-    project_all(&log, &fresh, 1000).await;
-    assert_eq!(a.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap(), "raced model equals a fresh fold");
-    let billing = a.billing_events(0, 1000).await.unwrap();
-    let mut ids: Vec<String> = billing.iter().map(|e| e.event["id"].as_str().unwrap().to_owned()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), billing.len(), "no billing event twice");
-    assert_eq!(billing.len(), 40, "one billing start per activated subscription");
+    assert_equals_fresh_fold(&log, &a).await;
+    assert_billing_once_each(&a, 40).await;
 }
 
 #[tokio::test]
@@ -215,17 +237,8 @@ async fn the_projector_resumes_after_its_connections_are_killed() {
         .await
         .unwrap();
     }
-    let last = head(&log).await;
-    tokio::time::timeout(Duration::from_secs(30), position.wait_for(|p| *p >= last))
-        .await
-        .expect("the projector reconnects and catches up")
-        .unwrap();
-    stop.cancel();
-    projector.task.await.unwrap();
-
-    let fresh = PostgresReadModel::connect(&fresh_database().await).await.unwrap();
-    project_all(&log, &fresh, 1000).await;
-    assert_eq!(store.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap());
+    stop_when_caught_up(&log, projector, stop).await;
+    assert_equals_fresh_fold(&log, &store).await;
     assert_eq!(store.customer_subscriptions("partner-1", "after-kill").await.unwrap().len(), 5);
 }
 
@@ -266,25 +279,11 @@ async fn connections_killed_inside_batches_skip_nothing_and_apply_nothing_twice(
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     assert!(killed_inside >= 5, "only {killed_inside} backends were caught inside a batch before the end of the log");
-    let mut position = projector.position.clone();
-    tokio::time::timeout(Duration::from_secs(60), position.wait_for(|p| *p >= last))
-        .await
-        .expect("the projector retries and catches up")
-        .unwrap();
-    stop.cancel();
-    projector.task.await.unwrap();
+    stop_when_caught_up(&log, projector, stop).await;
 
-    // Nothing skipped, nothing applied twice: the model equals a fresh fold, row for row, and
-    // each activated subscription started billing once.
-    let fresh = PostgresReadModel::connect(&fresh_database().await).await.unwrap();
-    project_all(&log, &fresh, 1000).await;
-    assert_eq!(store.fingerprint().await.unwrap(), fresh.fingerprint().await.unwrap());
-    let billing = store.billing_events(0, 10_000).await.unwrap();
-    let mut ids: Vec<&str> = billing.iter().map(|e| e.event["id"].as_str().unwrap()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), billing.len(), "no billing event twice");
-    assert_eq!(billing.len(), 400, "one billing start per activated subscription");
+    // Nothing skipped, nothing applied twice.
+    assert_equals_fresh_fold(&log, &store).await;
+    assert_billing_once_each(&store, 400).await;
 }
 
 #[tokio::test]
