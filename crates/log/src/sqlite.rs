@@ -373,10 +373,15 @@ fn write_batch(conn: &rusqlite::Connection, batch: &AppendBatch) -> Result<Appen
     Ok(receipt)
 }
 
-/// Columns every read selects, in the order [`read_events`] expects.
-const EVENT_COLUMNS: &str = "position, stream_version, envelope, previous_hash, hash";
+/// A read of whole events: the columns [`read_events`] expects, in its order, then `$rest`.
+/// A literal (not `format!` per call), so the hot path's reads build no SQL string.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!("SELECT position, stream_version, envelope, previous_hash, hash FROM events ", $rest)
+    };
+}
 
-/// Runs a `SELECT {EVENT_COLUMNS} ...` and decodes its rows.
+/// Runs a [`select_events!`] statement and decodes its rows.
 fn read_events(
     conn: &rusqlite::Connection,
     sql: &str,
@@ -452,13 +457,9 @@ impl EventLog for SqliteEventLog {
 
     async fn read_stream(&self, subscription_id: SubscriptionId) -> Result<Vec<StoredEvent>, LogError> {
         let id = subscription_id.to_string();
-        self.inner.reads.with(|conn| {
-            read_events(
-                conn,
-                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE subscription_id = ? ORDER BY stream_version"),
-                [&id],
-            )
-        })
+        self.inner
+            .reads
+            .with(|conn| read_events(conn, select_events!("WHERE subscription_id = ? ORDER BY stream_version"), [&id]))
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LogError> {
@@ -467,7 +468,7 @@ impl EventLog for SqliteEventLog {
             inner.reads.with(|conn| {
                 read_events(
                     conn,
-                    &format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"),
+                    select_events!("WHERE position > ? ORDER BY position LIMIT ?"),
                     [after as i64, limit as i64],
                 )
             })
