@@ -35,18 +35,12 @@ pub fn webhook_body(raw: &[u8]) {
     assert_client_error(webhooks::parse_webhook(raw));
 }
 
-/// The body of `POST /api/saas/subscriptions/{id}/activate`.
-pub fn saas_activate_body(raw: &[u8]) {
+/// The same input as each SaaS Fulfillment API v2 request body: `POST
+/// /api/saas/subscriptions/{id}/activate`, `PATCH /api/saas/subscriptions/{id}` and `PATCH
+/// /api/saas/subscriptions/{id}/operations/{operationId}`.
+pub fn saas_bodies(raw: &[u8]) {
     assert_client_error(subscriptions::activation(parse_json(raw)));
-}
-
-/// The body of `PATCH /api/saas/subscriptions/{id}`.
-pub fn saas_change_body(raw: &[u8]) {
     assert_client_error(subscriptions::requested_change(parse_json(raw)));
-}
-
-/// The body of `PATCH /api/saas/subscriptions/{id}/operations/{operationId}`.
-pub fn saas_operation_body(raw: &[u8]) {
     assert_client_error(operations::operation_outcome(parse_json(raw)));
 }
 

@@ -37,11 +37,7 @@ fn webhook_body_inputs() {
 
 #[test]
 fn saas_body_inputs() {
-    replay("saas_body", |data| {
-        fuzzing::saas_activate_body(data);
-        fuzzing::saas_change_body(data);
-        fuzzing::saas_operation_body(data);
-    });
+    replay("saas_body", fuzzing::saas_bodies);
 }
 
 #[test]
