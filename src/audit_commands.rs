@@ -153,7 +153,7 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         target.display(),
         report.elapsed.as_secs_f64(),
         report.rate(),
-        peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+        peak_memory_mib()
     )?;
     if args.swap {
         swap_in(&target, &live, &stamp.to_string()).await?;

@@ -372,10 +372,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         "ratio",
         100.0 * rate(&webhooks) / rate(&baseline)
     );
-    println!(
-        "peak memory {} MiB",
-        fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
-    );
+    println!("peak memory {} MiB", fulfillment::peak_memory_mib());
     Ok(())
 }
 
@@ -482,10 +479,10 @@ pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
     // The steady sender: webhook i is due at start + i/rate, sent on its own task.
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let start = Instant::now() + Duration::from_millis(50);
+    let due = |i: usize| start + period * i as u32;
     let mut sends = Vec::with_capacity(n);
     for (i, subscription) in subscriptions.iter().enumerate() {
-        let due = start + period * i as u32;
-        tokio::time::sleep_until(due.into()).await;
+        tokio::time::sleep_until(due(i).into()).await;
         let request = signed_webhook(&client, &base, &secret, format!("e2e-setup-{i}"), setup_confirmed(subscription));
         sends.push(tokio::spawn(async move {
             let response = request.send().await.context("webhook failed")?;
@@ -499,14 +496,11 @@ pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
     let sent_for = start.elapsed();
     let mut answers = Vec::with_capacity(n);
     for (i, send) in sends.into_iter().enumerate() {
-        answers.push(send.await?? - (start + period * i as u32));
+        answers.push(send.await?? - due(i));
     }
     let seen = consumer.await??;
-    let mut visible: Vec<Duration> = seen
-        .iter()
-        .enumerate()
-        .map(|(i, at)| at.map(|at| at - (start + period * i as u32)).unwrap_or_default())
-        .collect();
+    let mut visible: Vec<Duration> =
+        seen.iter().enumerate().map(|(i, at)| at.map(|at| at - due(i)).unwrap_or_default()).collect();
     answers.sort();
     visible.sort();
     println!(
@@ -524,10 +518,7 @@ pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
             millis(sorted, 1.0)
         );
     }
-    println!(
-        "peak memory {} MiB",
-        fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
-    );
+    println!("peak memory {} MiB", fulfillment::peak_memory_mib());
     service.stop().await;
     Ok(())
 }
@@ -671,7 +662,7 @@ pub async fn fold(args: FoldArgs) -> anyhow::Result<()> {
         report.elapsed.as_secs_f64(),
         report.rate(),
         args.batch,
-        fulfillment::peak_memory_mib().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+        fulfillment::peak_memory_mib()
     );
 
     // The baseline: the rows the fold wrote (subscription states and billing events), written

@@ -88,12 +88,16 @@ pub enum StartError {
     },
 }
 
-/// Peak resident memory of this process in MiB (Linux `VmHWM`), for benchmark reports.
-pub fn peak_memory_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), for benchmark and replay
+/// reports: the number, or `unknown` where `/proc` does not tell.
+pub fn peak_memory_mib() -> String {
+    let read = || {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024)
+    };
+    read().map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// Where the directory came from, so the operator can be told when demo credentials are live.
