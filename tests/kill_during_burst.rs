@@ -26,7 +26,7 @@
 
 mod common;
 
-use common::process::{free_port, run, serve_args, serve_command, service_files, Server, ServiceFiles};
+use common::process::{free_port, run, serve_command, serve_with, service_files, Server, ServiceFiles};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -237,11 +237,7 @@ fn assert_each_fact_once<'a>(envelopes: impl Iterator<Item = &'a Value>) {
 async fn sigkill_during_a_burst_of_webhooks_loses_nothing_and_doubles_nothing() {
     let ServiceFiles { dir: _dir, config, data } = service_files();
     let port = free_port();
-    let launch = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
-        command.args(serve_args(port, &data, &config));
-        command
-    };
+    let launch = || serve_with(port, &data, &config);
     let (server, burst) = burst_with_two_kills(port, launch).await;
     assert_eq!(burst.subscriptions.len(), SUBSCRIPTIONS);
     assert_billing_started_once_each(&format!("http://127.0.0.1:{port}")).await;
@@ -270,9 +266,8 @@ async fn sigkill_during_a_burst_on_kafka_and_postgres_loses_nothing_and_doubles_
     let port = free_port();
     let billing_topic = kafka::unique("test.billing");
     let launch = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
+        let mut command = serve_with(port, &data, &config);
         command
-            .args(serve_args(port, &data, &config))
             .env("FULFILLMENT_KAFKA_BROKERS", &log.brokers)
             .env("FULFILLMENT_DATABASE_URL", &database.url)
             .env("FULFILLMENT_EVENTS_TOPIC", &log.topic)

@@ -76,11 +76,17 @@ pub async fn serve_command(mut command: Command, port: u16) -> Server {
     panic!("service did not become ready on port {port}");
 }
 
-/// Starts `fulfillment serve` on `port` and waits until it is ready.
-pub async fn serve(port: u16, data: &Path, config: &Path) -> Server {
+/// The command `fulfillment serve` on `port` with `data` and `config`, for tests that add to
+/// its environment before [`serve_command`].
+pub fn serve_with(port: u16, data: &Path, config: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fulfillment"));
     command.args(serve_args(port, data, config));
-    serve_command(command, port).await
+    command
+}
+
+/// Starts `fulfillment serve` on `port` and waits until it is ready.
+pub async fn serve(port: u16, data: &Path, config: &Path) -> Server {
+    serve_command(serve_with(port, data, config), port).await
 }
 
 /// Runs the binary to completion; returns (success, stdout, stderr).
