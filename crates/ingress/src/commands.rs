@@ -1,4 +1,5 @@
-//! Running a domain command against one subscription: read its stream from the log, fold it,
+//! Running a domain command against one subscription: its state from the log (read and folded,
+//! or kept in memory by the embedded log),
 //! let the caller check ownership and decide, wrap the decided events in envelopes, and
 //! prepare the append against the stream version that was read (optimistic concurrency).
 
@@ -17,12 +18,11 @@ pub struct Loaded {
     pub stream_version: u64,
 }
 
-/// Reads and folds one subscription's stream from the log (strongly consistent).
+/// One subscription's state as the log holds it now (strongly consistent: the embedded log
+/// answers from states it updates before answering any append).
 pub async fn load(state: &AppState, id: SubscriptionId) -> Result<Loaded, ApiError> {
-    let stored = state.log.read_stream(id).await?;
-    let stream_version = stored.last().map(|e| e.stream_version).unwrap_or(0);
-    let envelopes: Vec<EventEnvelope> = stored.into_iter().map(|e| e.envelope).collect();
-    Ok(Loaded { state: fold(None, &envelopes).state, stream_version })
+    let current = state.log.stream_state(id).await?;
+    Ok(Loaded { state: current.subscription, stream_version: current.version })
 }
 
 /// Wraps decided events in envelopes: fresh v7 ids, the caller as source.

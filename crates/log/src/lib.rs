@@ -15,6 +15,9 @@ mod chain;
 mod error;
 mod kafka;
 mod sqlite;
+mod state_cache;
+#[cfg(test)]
+mod test_fixtures;
 
 pub use chain::{event_hash, GENESIS_HASH};
 pub use error::LogError;
@@ -24,9 +27,10 @@ pub use kafka::{
     STREAM_VERSION_HEADER,
 };
 pub use sqlite::{SqliteEventLog, SqliteLogOptions};
+pub use state_cache::StreamState;
 
 use async_trait::async_trait;
-use fulfillment_core::{EventEnvelope, SubscriptionId};
+use fulfillment_core::{fold, EventEnvelope, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -101,6 +105,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// Every event of one subscription, in stream order.
     async fn read_stream(&self, subscription_id: SubscriptionId) -> Result<Vec<StoredEvent>, LogError>;
 
+    /// One subscription folded from its stream, with the stream length to append after: what
+    /// a command is decided against. Backends that can keep states in memory safely (the
+    /// embedded log, the only writer of its file) answer without reading the stream.
+    async fn stream_state(&self, subscription_id: SubscriptionId) -> Result<StreamState, LogError> {
+        Ok(fold_stream(self.read_stream(subscription_id).await?))
+    }
+
     /// Up to `limit` events after global position `after`, in global order.
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LogError>;
 
@@ -113,4 +124,11 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Whether the log currently takes writes (for `/readyz`).
     async fn is_ready(&self) -> bool;
+}
+
+/// Folds a whole stream as read (in stream order) into its state and version.
+pub(crate) fn fold_stream(stored: Vec<StoredEvent>) -> StreamState {
+    let version = stored.last().map(|e| e.stream_version).unwrap_or(0);
+    let envelopes: Vec<EventEnvelope> = stored.into_iter().map(|e| e.envelope).collect();
+    StreamState { version, subscription: fold(None, &envelopes).state }
 }

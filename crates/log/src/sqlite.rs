@@ -16,7 +16,8 @@
 //! migrations, so the schema has one history.
 
 use crate::chain::{event_hash, GENESIS_HASH};
-use crate::{AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent};
+use crate::state_cache::{Lookup, StateCache};
+use crate::{fold_stream, AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent, StreamState};
 use async_trait::async_trait;
 use fulfillment_core::{EventEnvelope, SubscriptionId};
 use rusqlite::{params, OpenFlags, OptionalExtension};
@@ -38,11 +39,14 @@ pub struct SqliteLogOptions {
     pub queue_depth: usize,
     /// Read connections kept open between reads.
     pub read_connections: u32,
+    /// Folded subscription states kept in memory, per generation (at most twice this many in
+    /// all; 0 turns the cache off). Saves a webhook reading and decoding its stream again.
+    pub state_cache: usize,
 }
 
 impl Default for SqliteLogOptions {
     fn default() -> Self {
-        SqliteLogOptions { max_batch: 512, queue_depth: 8192, read_connections: 8 }
+        SqliteLogOptions { max_batch: 512, queue_depth: 8192, read_connections: 8, state_cache: 50_000 }
     }
 }
 
@@ -61,6 +65,8 @@ struct Inner {
     /// `None` for a log opened read-only (audit tools).
     writer: Option<mpsc::Sender<AppendRequest>>,
     reads: ReadConnections,
+    /// `None` when turned off or read-only.
+    states: Option<Arc<StateCache>>,
     head: watch::Receiver<u64>,
     /// Whether the writer's last commit failed (disk full, read-only file system): readiness
     /// turns false until a commit succeeds again, so an operator sees it before the clients do.
@@ -151,8 +157,10 @@ impl SqliteEventLog {
         let (head_tx, head_rx) = watch::channel(head_position);
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let last_commit_failed = Arc::new(AtomicBool::new(false));
+        let states = (options.state_cache > 0).then(|| Arc::new(StateCache::new(options.state_cache)));
         let thread = WriterThread {
             conn: Some(writer),
+            states: states.clone(),
             path: path.to_owned(),
             head: head_tx,
             max_batch: options.max_batch,
@@ -163,7 +171,9 @@ impl SqliteEventLog {
             .spawn(move || thread.run(rx))
             .map_err(|e| LogError::Unavailable(format!("starting the event log writer: {e}")))?;
         let reads = ReadConnections::new(path, options.read_connections as usize);
-        Ok(SqliteEventLog { inner: Arc::new(Inner { writer: Some(tx), reads, head: head_rx, last_commit_failed }) })
+        Ok(SqliteEventLog {
+            inner: Arc::new(Inner { writer: Some(tx), reads, states, head: head_rx, last_commit_failed }),
+        })
     }
 
     /// Opens an existing log for reading only (replay, verify, history, export): no writer, no
@@ -178,7 +188,9 @@ impl SqliteEventLog {
         })?;
         let (_, head_rx) = watch::channel(head as u64);
         let last_commit_failed = Arc::new(AtomicBool::new(false));
-        Ok(SqliteEventLog { inner: Arc::new(Inner { writer: None, reads, head: head_rx, last_commit_failed }) })
+        Ok(SqliteEventLog {
+            inner: Arc::new(Inner { writer: None, reads, states: None, head: head_rx, last_commit_failed }),
+        })
     }
 }
 
@@ -191,6 +203,7 @@ impl SqliteEventLog {
 /// SQLite's recovery and starts from what is really on disk.
 struct WriterThread {
     conn: Option<rusqlite::Connection>,
+    states: Option<Arc<StateCache>>,
     path: PathBuf,
     head: watch::Sender<u64>,
     max_batch: usize,
@@ -228,7 +241,7 @@ impl WriterThread {
                 }
             },
         };
-        let outcome = commit_round(conn, round, &self.head);
+        let outcome = commit_round(conn, round, &self.head, self.states.as_deref());
         self.last_commit_failed.store(outcome.is_err(), Ordering::Relaxed);
         match outcome {
             Ok(Some(last)) => debug!(requests = count, head = last, "group commit"),
@@ -243,14 +256,16 @@ impl WriterThread {
 }
 
 /// Commits one round. Each request's result is sent only after the commit (or its failure),
-/// and only after the new head is published, so a caller that reads right after its answer
-/// can wait for readers to reach its own events.
+/// and only after the new head and the cached states are published, so a caller that reads
+/// right after its answer sees its own events.
 fn commit_round(
     conn: &rusqlite::Connection,
     round: &mut Vec<AppendRequest>,
     head: &watch::Sender<u64>,
+    states: Option<&StateCache>,
 ) -> Result<Option<u64>, LogError> {
     let mut outcomes: Vec<(oneshot::Sender<_>, Result<AppendReceipt, LogError>)> = Vec::with_capacity(round.len());
+    let mut committed: Vec<AppendBatch> = Vec::with_capacity(round.len());
     let result = (|| {
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         for request in round.drain(..) {
@@ -259,6 +274,7 @@ fn commit_round(
                 Ok(receipt) => {
                     conn.prepare_cached("RELEASE request")?.execute([])?;
                     outcomes.push((request.reply, Ok(receipt)));
+                    committed.push(request.batch);
                 }
                 Err(e @ (LogError::Unavailable(_) | LogError::Unreadable { .. })) => {
                     // A storage failure fails the whole round; the caller of this request is
@@ -267,6 +283,11 @@ fn commit_round(
                     return Err(e);
                 }
                 Err(rejection) => {
+                    if let (LogError::Conflict { subscription_id, .. }, Some(states)) = (&rejection, states) {
+                        // The caller decided on another version than the file's: if that came
+                        // from the cache, its next decision must read the stream.
+                        states.forget(*subscription_id);
+                    }
                     conn.prepare_cached("ROLLBACK TO request")?.execute([])?;
                     conn.prepare_cached("RELEASE request")?.execute([])?;
                     outcomes.push((request.reply, Err(rejection)));
@@ -282,6 +303,9 @@ fn commit_round(
                 .iter()
                 .filter_map(|(_, r)| r.as_ref().ok().and_then(|receipt| receipt.positions.last().copied()))
                 .max();
+            if let Some(states) = states {
+                states.committed(committed.iter().flat_map(|batch| &batch.streams));
+            }
             if let Some(last) = last {
                 head.send_replace(last);
             }
@@ -291,6 +315,9 @@ fn commit_round(
             Ok(last)
         }
         Err(e) => {
+            if let Some(states) = states {
+                states.clear();
+            }
             let message = e.to_string();
             for (reply, outcome) in outcomes {
                 // Rejections stay rejections (they were not going to be stored anyway); every
@@ -460,6 +487,19 @@ impl EventLog for SqliteEventLog {
         self.inner
             .reads
             .with(|conn| read_events(conn, select_events!("WHERE subscription_id = ? ORDER BY stream_version"), [&id]))
+    }
+
+    async fn stream_state(&self, subscription_id: SubscriptionId) -> Result<StreamState, LogError> {
+        let Some(states) = &self.inner.states else {
+            return Ok(fold_stream(self.read_stream(subscription_id).await?));
+        };
+        let writes_at_lookup = match states.lookup(subscription_id) {
+            Lookup::Hit(state) => return Ok(*state),
+            Lookup::Miss { writes } => writes,
+        };
+        let state = fold_stream(self.read_stream(subscription_id).await?);
+        states.store_read(subscription_id, state.clone(), writes_at_lookup);
+        Ok(state)
     }
 
     async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, LogError> {
@@ -666,5 +706,75 @@ mod tests {
         assert!(err.to_string().contains("append-only"), "{err}");
         let err = sqlx::query("UPDATE events SET envelope = '{}'").execute(&mut conn).await.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
+    }
+
+    /// Writers race on a few subscriptions, each deciding against `stream_state` (the cache) and
+    /// appending after the version it saw, while others read cold through a second log handle's
+    /// misses: every state the cache answers equals a fold of the stream as stored, a writer
+    /// always sees at least its own commit right after its answer, and losers of a race are
+    /// refused as conflicts, never stored.
+    #[tokio::test]
+    async fn cached_states_always_equal_a_fold_of_the_stored_stream() {
+        use crate::test_fixtures::{licenses_assigned, purchased};
+        let dir = tempfile::tempdir().unwrap();
+        // A tiny cache, so entries also fall out and come back through reads of the file.
+        let options = SqliteLogOptions { state_cache: 2, ..SqliteLogOptions::default() };
+        let log = SqliteEventLog::open(&dir.path().join("events.sqlite"), options).await.unwrap();
+        let ids: Vec<SubscriptionId> = (0..5).map(|_| SubscriptionId(Uuid::new_v4())).collect();
+        let mut writers = Vec::new();
+        for writer in 0..8u32 {
+            let (log, ids) = (log.clone(), ids.clone());
+            writers.push(tokio::spawn(async move {
+                let (mut appended, mut conflicts) = (0, 0);
+                for round in 0..60u32 {
+                    let id = ids[((writer + round) % 5) as usize];
+                    let seen = log.stream_state(id).await.unwrap();
+                    let event = if seen.version == 0 { purchased(id) } else { licenses_assigned(id, 1 + round % 3) };
+                    match log.append(single(id, seen.version, vec![event])).await {
+                        Ok(_) => {
+                            appended += 1;
+                            let after = log.stream_state(id).await.unwrap();
+                            assert!(after.version > seen.version, "a writer must see its own commit");
+                        }
+                        Err(LogError::Conflict { .. }) => conflicts += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                    if round % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                (appended, conflicts)
+            }));
+        }
+        let (mut appended, mut conflicts) = (0, 0);
+        for writer in writers {
+            let (a, c) = writer.await.unwrap();
+            appended += a;
+            conflicts += c;
+        }
+        let mut stored = 0;
+        for id in &ids {
+            let from_file = fold_stream(log.read_stream(*id).await.unwrap());
+            assert_eq!(log.stream_state(*id).await.unwrap(), from_file);
+            assert!(from_file.subscription.is_some());
+            stored += from_file.version;
+        }
+        assert_eq!(stored, appended, "every accepted append is stored once, every refused one not at all");
+        assert_eq!(appended + conflicts, 8 * 60);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_makes_the_next_state_come_from_the_file() {
+        use crate::test_fixtures::purchased;
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(&dir).await;
+        let a = SubscriptionId(Uuid::new_v4());
+        log.append(single(a, 0, vec![purchased(a), envelope(a, 2)])).await.unwrap();
+        assert_eq!(log.stream_state(a).await.unwrap().version, 2);
+        let err = log.append(single(a, 1, vec![envelope(a, 3)])).await.unwrap_err();
+        assert!(matches!(err, LogError::Conflict { expected: 1, actual: 2, .. }), "{err}");
+        let state = log.stream_state(a).await.unwrap();
+        assert_eq!(state, fold_stream(log.read_stream(a).await.unwrap()));
+        assert_eq!(state.subscription.unwrap().licenses_assigned, Some(2));
     }
 }
