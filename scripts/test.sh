@@ -77,8 +77,9 @@ if ! broker_listening; then
   broker_listening || { cat target/tmp/tansu.log; echo "the broker did not start" >&2; exit 1; }
 fi
 
-echo "== Kafka event log: broker down, rebalance and kill; then the scenario suites on Kafka + PostgreSQL"
+echo "== Kafka event log: broker down, rebalance, projector kill, service kill during a burst; then the scenario suites on Kafka + PostgreSQL"
 cargo test --workspace --locked --test kafka_mode -- --ignored
+cargo test --workspace --locked --test kill_during_burst -- --ignored
 FULFILLMENT_TEST_EVENT_LOG=kafka cargo test --workspace --locked \
   --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console
 
