@@ -107,27 +107,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(AppendBatch, StoredResponse), ApiError>>,
 {
-    for attempt_number in 0..MAX_ATTEMPTS {
-        // The first attempt does not look the key up: nearly every request is new, and the log
-        // refuses a second use of a key atomically at append, which brings a repeat back here.
-        if let Some(key) = key.filter(|_| attempt_number > 0) {
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(key) = key {
             if let Some(stored) = state.log.idempotency_record(&key.scope, &key.key).await? {
                 return replay(key, stored).map(|r| (r, true));
             }
         }
-        let (mut batch, response) = match attempt().await {
-            Ok(decided) => decided,
-            Err(refusal) => {
-                // A repeat of an accepted request gets its first answer even when deciding it
-                // again fails now (licenses already assigned, the ETag moved on).
-                if let Some(key) = key.filter(|_| attempt_number == 0) {
-                    if let Some(stored) = state.log.idempotency_record(&key.scope, &key.key).await? {
-                        return replay(key, stored).map(|r| (r, true));
-                    }
-                }
-                return Err(refusal);
-            }
-        };
+        let (mut batch, response) = attempt().await?;
         if let Some(key) = key {
             batch.idempotency = Some(IdempotencyRecord {
                 scope: key.scope.clone(),
