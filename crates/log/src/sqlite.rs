@@ -40,13 +40,15 @@ pub struct SqliteLogOptions {
     /// Read connections kept open between reads.
     pub read_connections: u32,
     /// Folded subscription states kept in memory, per generation (at most twice this many in
-    /// all; 0 turns the cache off). Saves a webhook reading and decoding its stream again.
+    /// all; 0 turns the cache off). Saves a webhook reading and decoding its stream again. The
+    /// default, 20,000 (40,000 states), bounds the cache to tens of MiB: `bench e2e` with
+    /// 20,000 subscriptions peaked 11–39 MiB higher with it than without.
     pub state_cache: usize,
 }
 
 impl Default for SqliteLogOptions {
     fn default() -> Self {
-        SqliteLogOptions { max_batch: 512, queue_depth: 8192, read_connections: 8, state_cache: 50_000 }
+        SqliteLogOptions { max_batch: 512, queue_depth: 8192, read_connections: 8, state_cache: 20_000 }
     }
 }
 
