@@ -38,3 +38,6 @@ pub use subscription::{Operation, OperationStatus, Status, Subscription};
 
 #[cfg(test)]
 mod test_support;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;

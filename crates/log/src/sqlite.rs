@@ -560,21 +560,10 @@ impl EventLog for SqliteEventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The log stores any fact alike; the tests number theirs by licence count.
+    use crate::test_fixtures::licenses_assigned as envelope;
     use crate::StreamAppend;
-    use fulfillment_core::{Event, Source, SourceKind, EVENT_SCHEMA_VERSION};
     use uuid::Uuid;
-
-    fn envelope(id: SubscriptionId, n: u32) -> EventEnvelope {
-        EventEnvelope {
-            event_id: Uuid::now_v7(),
-            subscription_id: id,
-            schema_version: EVENT_SCHEMA_VERSION,
-            source: Source { kind: SourceKind::Publisher, actor_id: "p".into() },
-            occurred_at: chrono::Utc::now(),
-            recorded_at: chrono::Utc::now(),
-            event: Event::LicensesAssigned { assigned_count: n },
-        }
-    }
 
     fn single(id: SubscriptionId, expected: u64, events: Vec<EventEnvelope>) -> AppendBatch {
         AppendBatch {

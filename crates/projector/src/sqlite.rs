@@ -530,43 +530,9 @@ impl ReadModels for SqliteReadModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-    use fulfillment_core::{
-        BillingCycle, Event, EventEnvelope, Purchase, Source, SourceKind, Term, EVENT_SCHEMA_VERSION,
-    };
+    use fulfillment_core::fixtures::{envelope, purchase};
+    use fulfillment_core::Event;
     use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
-
-    fn envelope(id: SubscriptionId, event: Event) -> EventEnvelope {
-        EventEnvelope {
-            event_id: Uuid::now_v7(),
-            subscription_id: id,
-            schema_version: EVENT_SCHEMA_VERSION,
-            source: Source { kind: SourceKind::Publisher, actor_id: "contoso".into() },
-            occurred_at: Utc::now(),
-            recorded_at: Utc::now(),
-            event,
-        }
-    }
-
-    fn purchase(authorization_code: &str) -> Event {
-        Event::SubscriptionPurchased(Purchase {
-            order_id: Uuid::new_v4(),
-            line_item_number: 0,
-            customer_id: "c".into(),
-            partner_id: "p".into(),
-            publisher_id: "contoso".into(),
-            offer_id: "o".into(),
-            plan_id: "standard".into(),
-            quantity: 3,
-            term: Term::P1M,
-            billing_cycle: BillingCycle::Monthly,
-            auto_renew: true,
-            friendly_name: "n".into(),
-            indirect_reseller_mpn_id: None,
-            authorization_code: authorization_code.into(),
-            cancellation_allowed_until: Utc::now(),
-        })
-    }
 
     /// A log with `n` subscriptions that each reach billing, plus one event that breaks a rule.
     async fn populated_log(dir: &tempfile::TempDir, n: usize) -> SqliteEventLog {
@@ -574,7 +540,7 @@ mod tests {
         for i in 0..n {
             let id = SubscriptionId(Uuid::new_v4());
             let mut events = vec![
-                envelope(id, purchase(&format!("code-{i}"))),
+                envelope(id, purchase("customer-1", &format!("code-{i}"))),
                 envelope(id, Event::LicensesAssigned { assigned_count: 3 }),
                 envelope(id, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 3 }),
             ];
@@ -685,7 +651,7 @@ mod tests {
                 streams: vec![StreamAppend {
                     subscription_id: id,
                     expected_version: 0,
-                    events: vec![envelope(id, purchase("copied"))],
+                    events: vec![envelope(id, purchase("customer-1", "copied"))],
                 }],
                 idempotency: None,
             })

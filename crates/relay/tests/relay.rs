@@ -3,10 +3,8 @@
 //! reaches the topic once with its CloudEvents headers and key, and a broker outage delays
 //! publishing without losing or reordering anything.
 
-use chrono::Utc;
-use fulfillment_core::{
-    BillingCycle, Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, Term, EVENT_SCHEMA_VERSION,
-};
+use fulfillment_core::fixtures::{envelope, purchase};
+use fulfillment_core::{Event, SubscriptionId};
 use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
 use fulfillment_projector::{ReadModels, SqliteReadModel};
 use fulfillment_relay::{run_billing_relay, BillingRelay, RelayOptions};
@@ -22,45 +20,13 @@ use uuid::Uuid;
 
 const TOPIC: &str = "fulfillment.billing";
 
-fn envelope(id: SubscriptionId, event: Event) -> EventEnvelope {
-    EventEnvelope {
-        event_id: Uuid::now_v7(),
-        subscription_id: id,
-        schema_version: EVENT_SCHEMA_VERSION,
-        source: Source { kind: SourceKind::Publisher, actor_id: "contoso".into() },
-        occurred_at: Utc::now(),
-        recorded_at: Utc::now(),
-        event,
-    }
-}
-
-fn purchase() -> Event {
-    Event::SubscriptionPurchased(Purchase {
-        order_id: Uuid::new_v4(),
-        line_item_number: 0,
-        customer_id: "customer-1".into(),
-        partner_id: "partner-1".into(),
-        publisher_id: "contoso".into(),
-        offer_id: "crm".into(),
-        plan_id: "standard".into(),
-        quantity: 3,
-        term: Term::P1M,
-        billing_cycle: BillingCycle::Monthly,
-        auto_renew: true,
-        friendly_name: "CRM".into(),
-        indirect_reseller_mpn_id: None,
-        authorization_code: Uuid::new_v4().to_string(),
-        cancellation_allowed_until: Utc::now(),
-    })
-}
-
 /// Folds `n` subscriptions into a fresh store; the even ones are activated (billing started)
 /// and then change quantity (billing quantity changed), the odd ones stay pending.
 async fn folded_store(dir: &tempfile::TempDir, n: usize) -> SqliteReadModel {
     let log = SqliteEventLog::open(&dir.path().join("events.sqlite"), SqliteLogOptions::default()).await.unwrap();
     for i in 0..n {
         let id = SubscriptionId(Uuid::new_v4());
-        let mut events = vec![envelope(id, purchase())];
+        let mut events = vec![envelope(id, purchase("customer-1", &Uuid::new_v4().to_string()))];
         if i % 2 == 0 {
             events.push(envelope(id, Event::LicensesAssigned { assigned_count: 3 }));
             events.push(envelope(id, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 3 }));
