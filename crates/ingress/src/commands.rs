@@ -1,7 +1,7 @@
-//! Running a domain command against one subscription: its state from the log (read and folded,
-//! or kept in memory by the embedded log),
-//! let the caller check ownership and decide, wrap the decided events in envelopes, and
-//! prepare the append against the stream version that was read (optimistic concurrency).
+//! Running a domain command against one subscription: take its state from the log (read and
+//! folded, or kept in memory by the embedded log), let the caller check ownership and decide,
+//! wrap the decided events in envelopes, and prepare the append against the stream version
+//! the state was folded from (optimistic concurrency).
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -699,12 +699,13 @@ mod tests {
         assert!(err.to_string().contains("append-only"), "{err}");
     }
 
-    /// Writers race on a few subscriptions, each deciding against `stream_state` (the cache) and
-    /// appending after the version it saw, while others read cold through a second log handle's
-    /// misses: every state the cache answers equals a fold of the stream as stored, a writer
+    /// Writers on several threads race on a few subscriptions, each deciding against
+    /// `stream_state` and appending after the version it saw, with a cache so small that states
+    /// keep falling out and coming back through reads of the file that race the writer's
+    /// commits: every state the log answers equals a fold of the stream as stored, a writer
     /// always sees at least its own commit right after its answer, and losers of a race are
     /// refused as conflicts, never stored.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn cached_states_always_equal_a_fold_of_the_stored_stream() {
         use crate::test_fixtures::{licenses_assigned, purchased};
         let dir = tempfile::tempdir().unwrap();
