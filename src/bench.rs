@@ -61,7 +61,7 @@ impl BenchService {
             acquire_timeout: Duration::from_secs(30),
         });
         let event_log = match args.kafka_brokers {
-            None => EventLogBackend::Embedded,
+            None => EventLogBackend::default(),
             Some(brokers) => {
                 if postgres.is_none() {
                     bail!("--kafka-brokers needs --database-url (an empty PostgreSQL database)");
@@ -106,7 +106,7 @@ impl BenchService {
 
     fn describe(&self) -> String {
         match &self.event_log {
-            EventLogBackend::Embedded => format!("embedded SQLite log in {}", self.scratch.path().display()),
+            EventLogBackend::Embedded(_) => format!("embedded SQLite log in {}", self.scratch.path().display()),
             EventLogBackend::Kafka { log, .. } => {
                 format!("Kafka log on {} (topic {}, {} partitions)", log.brokers, log.topic, log.partitions)
             }

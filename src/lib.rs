@@ -194,12 +194,11 @@ impl Roles {
 }
 
 /// Where the events live.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // built once at start; boxing would buy nothing
 pub enum EventLogBackend {
-    /// `<data-dir>/events.sqlite`.
-    #[default]
-    Embedded,
+    /// `<data-dir>/events.sqlite`, with its tuning (the state cache's size).
+    Embedded(SqliteLogOptions),
     /// A Kafka topic, with its write-side bookkeeping in the PostgreSQL database of the read
     /// models (so [`ReadModelBackend::Postgres`] is required).
     Kafka {
@@ -208,6 +207,13 @@ pub enum EventLogBackend {
         /// The projector's consumer group.
         projector: KafkaProjectorOptions,
     },
+}
+
+impl Default for EventLogBackend {
+    /// The zero-setup default: the embedded log, tuned for one machine.
+    fn default() -> Self {
+        EventLogBackend::Embedded(SqliteLogOptions::default())
+    }
 }
 
 /// Where the read models live: next to the embedded log by default, or in PostgreSQL so that
@@ -302,7 +308,7 @@ impl Service {
         if !roles.ingress && !roles.projector {
             return Err(StartError::Invalid("nothing to run: neither ingress nor projector".into()));
         }
-        if matches!(options.event_log, EventLogBackend::Embedded) && roles != Roles::BOTH {
+        if matches!(options.event_log, EventLogBackend::Embedded(_)) && roles != Roles::BOTH {
             return Err(StartError::Invalid(
                 "the embedded event log runs ingress and projector in one process (fulfillment serve); \
                  separate ingress and projector processes need --kafka-brokers and --database-url"
@@ -310,7 +316,7 @@ impl Service {
             ));
         }
         let lock = match options.event_log {
-            EventLogBackend::Embedded => Some(DataDirLock::acquire(&options.data_dir)?),
+            EventLogBackend::Embedded(_) => Some(DataDirLock::acquire(&options.data_dir)?),
             EventLogBackend::Kafka { .. } => None,
         };
         let read_model = ReadModelStore::open(&options.read_models, &options.data_dir).await?;
@@ -323,10 +329,9 @@ impl Service {
             &options.event_log,
             &read_model,
         ) {
-            (EventLogBackend::Embedded, _) => {
-                let log: Arc<dyn EventLog> = Arc::new(
-                    SqliteEventLog::open(&options.data_dir.join("events.sqlite"), SqliteLogOptions::default()).await?,
-                );
+            (EventLogBackend::Embedded(log_options), _) => {
+                let log: Arc<dyn EventLog> =
+                    Arc::new(SqliteEventLog::open(&options.data_dir.join("events.sqlite"), log_options.clone()).await?);
                 let projector =
                     run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
                 let visibility: Arc<dyn WriteVisibility> =
@@ -413,7 +418,7 @@ impl Service {
             ReadModelBackend::Postgres(_) => "postgres",
         };
         let event_log_backend = match &options.event_log {
-            EventLogBackend::Embedded => "embedded",
+            EventLogBackend::Embedded(_) => "embedded",
             EventLogBackend::Kafka { .. } => "kafka",
         };
         info!(

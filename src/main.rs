@@ -10,7 +10,7 @@ use fulfillment::{
     load_directory, DirectorySource, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions, DEMO_CONFIG,
 };
 use fulfillment_ingress::SystemClock;
-use fulfillment_log::KafkaLogOptions;
+use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
 use fulfillment_projector::KafkaProjectorOptions;
 use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
 use fulfillment_relay::RelayOptions;
@@ -98,6 +98,11 @@ struct ServeArgs {
     directory: DirectoryArgs,
     #[command(flatten)]
     folding: FoldingArgs,
+    /// Subscription states the embedded log keeps in memory, so a command need not read its
+    /// stream again: up to twice this many, each about a kilobyte; 0 turns it off (embedded
+    /// mode only).
+    #[arg(long, env = "FULFILLMENT_STATE_CACHE", default_value_t = 20_000)]
+    state_cache: usize,
     #[command(flatten)]
     database: DatabaseArgs,
     #[command(flatten)]
@@ -209,9 +214,15 @@ impl FoldingArgs {
 }
 
 impl KafkaArgs {
-    fn event_log(&self, consumer_group: &str, session_timeout: Duration) -> EventLogBackend {
+    /// The Kafka log when brokers are given, else the embedded log tuned by `embedded`.
+    fn event_log(
+        &self,
+        consumer_group: &str,
+        session_timeout: Duration,
+        embedded: SqliteLogOptions,
+    ) -> EventLogBackend {
         match &self.kafka_brokers {
-            None => EventLogBackend::Embedded,
+            None => EventLogBackend::Embedded(embedded),
             Some(brokers) => EventLogBackend::Kafka {
                 log: KafkaLogOptions {
                     topic: self.events_topic.clone(),
@@ -334,7 +345,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: args.data_dir,
         roles: Roles::BOTH,
-        event_log: args.kafka.event_log(&args.folding.group.consumer_group, args.folding.session_timeout()),
+        event_log: args.kafka.event_log(
+            &args.folding.group.consumer_group,
+            args.folding.session_timeout(),
+            SqliteLogOptions { state_cache: args.state_cache, ..SqliteLogOptions::default() },
+        ),
         directory: directory(&args.directory)?,
         clock: Arc::new(SystemClock),
         projector_batch: args.folding.projector_batch as usize,
@@ -350,7 +365,11 @@ async fn ingress(args: IngressArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: PathBuf::new(),
         roles: Roles { ingress: true, projector: false },
-        event_log: args.kafka.event_log(&args.group.consumer_group, Duration::from_secs(10)),
+        event_log: args.kafka.event_log(
+            &args.group.consumer_group,
+            Duration::from_secs(10),
+            SqliteLogOptions::default(),
+        ),
         directory: directory(&args.directory)?,
         clock: Arc::new(SystemClock),
         projector_batch: 1,
@@ -366,7 +385,11 @@ async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
         listen: args.listen,
         data_dir: PathBuf::new(),
         roles: Roles { ingress: false, projector: true },
-        event_log: args.kafka.event_log(&args.folding.group.consumer_group, args.folding.session_timeout()),
+        event_log: args.kafka.event_log(
+            &args.folding.group.consumer_group,
+            args.folding.session_timeout(),
+            SqliteLogOptions::default(),
+        ),
         // The projector serves no API; the directory is never consulted.
         directory: fulfillment_ingress::Directory::from_toml(DEMO_CONFIG)?,
         clock: Arc::new(SystemClock),

@@ -141,7 +141,7 @@ impl TestApp {
         // for it (scripts/test.sh does, in later passes).
         let event_log = match std::env::var("FULFILLMENT_TEST_EVENT_LOG").as_deref() {
             Ok("kafka") => kafka::fresh_event_log(),
-            Ok("embedded") | Err(_) => EventLogBackend::Embedded,
+            Ok("embedded") | Err(_) => EventLogBackend::default(),
             Ok(other) => panic!("FULFILLMENT_TEST_EVENT_LOG={other}: expected embedded or kafka"),
         };
         let read_models = match std::env::var("FULFILLMENT_TEST_READ_MODELS").as_deref() {

@@ -700,17 +700,14 @@ mod tests {
     }
 
     /// Writers on several threads race on a few subscriptions, each deciding against
-    /// `stream_state` and appending after the version it saw, with a cache so small that states
-    /// keep falling out and coming back through reads of the file that race the writer's
-    /// commits: every state the log answers equals a fold of the stream as stored, a writer
+    /// `stream_state` and appending after the version it saw, with a cache of `state_cache`
+    /// states per generation: every state the log answers equals a fold of the stream as stored, a writer
     /// always sees at least its own commit right after its answer, and losers of a race are
     /// refused as conflicts, never stored.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn cached_states_always_equal_a_fold_of_the_stored_stream() {
+    async fn race_on_stream_states(state_cache: usize) {
         use crate::test_fixtures::{licenses_assigned, purchased};
         let dir = tempfile::tempdir().unwrap();
-        // A tiny cache, so entries also fall out and come back through reads of the file.
-        let options = SqliteLogOptions { state_cache: 2, ..SqliteLogOptions::default() };
+        let options = SqliteLogOptions { state_cache, ..SqliteLogOptions::default() };
         let log = SqliteEventLog::open(&dir.path().join("events.sqlite"), options).await.unwrap();
         let ids: Vec<SubscriptionId> = (0..5).map(|_| SubscriptionId(Uuid::new_v4())).collect();
         let mut writers = Vec::new();
@@ -753,6 +750,16 @@ mod tests {
         }
         assert_eq!(stored, appended, "every accepted append is stored once, every refused one not at all");
         assert_eq!(appended + conflicts, 8 * 60);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn cached_states_always_equal_a_fold_of_the_stored_stream() {
+        race_on_stream_states(2).await; // tiny: states keep falling out and coming back
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn without_the_cache_states_are_folded_from_the_file() {
+        race_on_stream_states(0).await;
     }
 
     #[tokio::test]
