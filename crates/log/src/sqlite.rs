@@ -12,7 +12,8 @@
 //! SQLite) were where the time went (`bench ingest`, see BENCHMARKS.md). The writer is a
 //! dedicated thread; a point read (one subscription's stream, one idempotency key) runs inline,
 //! because it takes microseconds and a thread hop would cost more than the read; a page of the
-//! global order goes to the blocking pool. sqlx still opens the file at start to run the
+//! global order goes to the blocking pool. A third thread checkpoints (copies the WAL back into
+//! the database file) beside the commits. sqlx still opens the file at start to run the
 //! migrations, so the schema has one history.
 
 use crate::chain::{event_hash, GENESIS_HASH};
