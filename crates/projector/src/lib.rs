@@ -15,6 +15,7 @@ mod batch;
 mod error;
 mod kafka;
 mod postgres;
+mod rows;
 mod runner;
 mod sqlite;
 

@@ -2,10 +2,8 @@
 //! query while one projector writes it. Same tables, same fold, same fingerprints as the
 //! SQLite store; batches are serialized by locking the projector's position row.
 
-use crate::batch::{
-    encode_state, fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch, OutboxRow,
-    RejectedRow,
-};
+use crate::batch::{fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch};
+use crate::rows::ROWS_PER_STATEMENT;
 use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, OutboxEntry, ProjectorError, ReadModels, RejectedEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,10 +20,6 @@ use uuid::Uuid;
 
 /// Name of the projector row in `projector_positions`.
 const PROJECTOR: &str = "subscriptions";
-
-/// Rows per multi-row statement: 12 parameters per subscription row stays far below
-/// PostgreSQL's 65,535 bound parameters per statement.
-const ROWS_PER_STATEMENT: usize = 1000;
 
 /// How to reach PostgreSQL. The URL may carry a password, so `Debug` never shows it.
 #[derive(Clone)]
@@ -259,78 +253,7 @@ async fn load_states(
     Ok(states)
 }
 
-/// Upserts `subscriptions` (the rows and the folded state).
-async fn save_states(
-    tx: &mut Transaction<'_, Postgres>,
-    subscriptions: &[&Subscription],
-) -> Result<(), ProjectorError> {
-    for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
-        let encoded = chunk.iter().map(|s| encode_state(s)).collect::<Result<Vec<_>, _>>()?;
-        let mut query = QueryBuilder::<Postgres>::new(
-            "INSERT INTO subscriptions (subscription_id, partner_id, customer_id, publisher_id, offer_id, order_id,
-                                        status, version, purchased_at, updated_at, state, authorization_code) ",
-        );
-        query.push_values(chunk.iter().zip(encoded), |mut row, (s, state)| {
-            row.push_bind(s.id.to_string())
-                .push_bind(s.partner_id.clone())
-                .push_bind(s.customer_id.clone())
-                .push_bind(s.publisher_id.clone())
-                .push_bind(s.offer_id.clone())
-                .push_bind(s.order_id.to_string())
-                .push_bind(s.status.partner_center_name())
-                .push_bind(s.version as i64)
-                .push_bind(s.purchased_at)
-                .push_bind(s.updated_at)
-                .push_bind(state)
-                .push_bind(s.authorization_code.clone());
-        });
-        query.push(
-            " ON CONFLICT (subscription_id) DO UPDATE SET
-                 status = excluded.status, version = excluded.version,
-                 updated_at = excluded.updated_at, state = excluded.state",
-        );
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Appends outbox rows in fold order, so their feed sequence follows the log.
-async fn insert_outbox(tx: &mut Transaction<'_, Postgres>, rows: Vec<OutboxRow>) -> Result<(), ProjectorError> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Postgres>::new(
-            "INSERT INTO billing_outbox (billing_event_id, subscription_id, event_type, log_position, payload) ",
-        );
-        query.push_values(chunk, |mut row, r| {
-            row.push_bind(r.billing_event_id.clone())
-                .push_bind(r.subscription_id.clone())
-                .push_bind(r.event_type)
-                .push_bind(r.log_position)
-                .push_bind(r.payload.clone());
-        });
-        query.push(" ON CONFLICT (billing_event_id) DO NOTHING");
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Records events the fold rejected.
-async fn insert_rejected(tx: &mut Transaction<'_, Postgres>, rows: Vec<RejectedRow>) -> Result<(), ProjectorError> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Postgres>::new(
-            "INSERT INTO rejected_events (position, event_id, subscription_id, code, reason) ",
-        );
-        query.push_values(chunk, |mut row, r| {
-            row.push_bind(r.position)
-                .push_bind(r.event_id.clone())
-                .push_bind(r.subscription_id.clone())
-                .push_bind(r.code.clone())
-                .push_bind(r.reason.clone());
-        });
-        query.push(" ON CONFLICT (position) DO NOTHING");
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
+crate::rows::write_rows!(Postgres, |t: DateTime<Utc>| t);
 
 fn states(rows: Vec<String>) -> Result<Vec<Subscription>, ProjectorError> {
     rows.iter().map(|r| parse_state(r)).collect()

@@ -1,9 +1,7 @@
 //! Read models in SQLite for the embedded mode (`<data-dir>/read_model.sqlite`).
 
-use crate::batch::{
-    encode_state, fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch, OutboxRow,
-    RejectedRow,
-};
+use crate::batch::{fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch};
+use crate::rows::ROWS_PER_STATEMENT;
 use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, OutboxEntry, ProjectorError, ReadModels, RejectedEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -214,15 +212,6 @@ impl SqliteReadModel {
     }
 }
 
-/// Rows per multi-row statement: well under SQLite's limit of 32,766 bound parameters, and big
-/// enough that a batch costs a handful of statements rather than several per event (each
-/// statement is a round trip to sqlx's SQLite worker thread).
-///
-/// sqlx caches the prepared statements, so a full chunk's statement is compiled once per
-/// connection: not caching them (only the last, shorter chunk of a batch differs) made
-/// `bench fold` about 9 % slower for 4 MiB less memory.
-const ROWS_PER_STATEMENT: usize = 1000;
-
 /// Loads the current state of every subscription in `ids`.
 async fn load_states(
     tx: &mut Transaction<'_, Sqlite>,
@@ -245,75 +234,7 @@ async fn load_states(
     Ok(states)
 }
 
-/// Upserts `subscriptions` (the rows and the folded state).
-async fn save_states(tx: &mut Transaction<'_, Sqlite>, subscriptions: &[&Subscription]) -> Result<(), ProjectorError> {
-    for chunk in subscriptions.chunks(ROWS_PER_STATEMENT) {
-        let encoded = chunk.iter().map(|s| encode_state(s)).collect::<Result<Vec<_>, _>>()?;
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO subscriptions (subscription_id, partner_id, customer_id, publisher_id, offer_id, order_id,
-                                        status, version, purchased_at, updated_at, state, authorization_code) ",
-        );
-        query.push_values(chunk.iter().zip(encoded), |mut row, (s, state)| {
-            row.push_bind(s.id.to_string())
-                .push_bind(s.partner_id.clone())
-                .push_bind(s.customer_id.clone())
-                .push_bind(s.publisher_id.clone())
-                .push_bind(s.offer_id.clone())
-                .push_bind(s.order_id.to_string())
-                .push_bind(s.status.partner_center_name())
-                .push_bind(s.version as i64)
-                .push_bind(s.purchased_at.to_rfc3339())
-                .push_bind(s.updated_at.to_rfc3339())
-                .push_bind(state)
-                .push_bind(s.authorization_code.clone());
-        });
-        query.push(
-            " ON CONFLICT (subscription_id) DO UPDATE SET
-                 status = excluded.status, version = excluded.version,
-                 updated_at = excluded.updated_at, state = excluded.state",
-        );
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Appends outbox rows in fold order, so their feed sequence is the same at every replay.
-async fn insert_outbox(tx: &mut Transaction<'_, Sqlite>, rows: Vec<OutboxRow>) -> Result<(), ProjectorError> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO billing_outbox (billing_event_id, subscription_id, event_type, log_position, payload) ",
-        );
-        query.push_values(chunk, |mut row, r| {
-            row.push_bind(r.billing_event_id.clone())
-                .push_bind(r.subscription_id.clone())
-                .push_bind(r.event_type)
-                .push_bind(r.log_position)
-                .push_bind(r.payload.clone());
-        });
-        query.push(" ON CONFLICT (billing_event_id) DO NOTHING");
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Records events the fold rejected.
-async fn insert_rejected(tx: &mut Transaction<'_, Sqlite>, rows: Vec<RejectedRow>) -> Result<(), ProjectorError> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO rejected_events (position, event_id, subscription_id, code, reason) ",
-        );
-        query.push_values(chunk, |mut row, r| {
-            row.push_bind(r.position)
-                .push_bind(r.event_id.clone())
-                .push_bind(r.subscription_id.clone())
-                .push_bind(r.code.clone())
-                .push_bind(r.reason.clone());
-        });
-        query.push(" ON CONFLICT (position) DO NOTHING");
-        query.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
+crate::rows::write_rows!(Sqlite, |t: DateTime<Utc>| t.to_rfc3339());
 
 /// Folds `events` and writes the result in one transaction on `conn`.
 async fn project_on(conn: &mut SqliteConnection, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
