@@ -7,22 +7,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use fulfillment_core::{fold, Event, EventEnvelope, Source, Subscription, SubscriptionId, EVENT_SCHEMA_VERSION};
-use fulfillment_log::StreamAppend;
+use fulfillment_log::{StreamAppend, StreamState};
 use uuid::Uuid;
-
-/// A subscription as read from the log, with the stream length to append after.
-pub struct Loaded {
-    /// Folded state (`None`: no such subscription).
-    pub state: Option<Subscription>,
-    /// Stream length read.
-    pub stream_version: u64,
-}
 
 /// One subscription's state as the log holds it now (strongly consistent: the embedded log
 /// answers from states it updates before answering any append).
-pub async fn load(state: &AppState, id: SubscriptionId) -> Result<Loaded, ApiError> {
-    let current = state.log.stream_state(id).await?;
-    Ok(Loaded { state: current.subscription, stream_version: current.version })
+pub async fn load(state: &AppState, id: SubscriptionId) -> Result<StreamState, ApiError> {
+    Ok(state.log.stream_state(id).await?)
 }
 
 /// Wraps decided events in envelopes: fresh v7 ids, the caller as source.
@@ -50,11 +41,11 @@ pub fn envelopes(
 /// The state after appending `envelopes` to `loaded`, and the append itself.
 pub fn prepare(
     id: SubscriptionId,
-    loaded: &Loaded,
+    loaded: &StreamState,
     envelopes: Vec<EventEnvelope>,
 ) -> (Option<Subscription>, StreamAppend) {
-    let after = fold(loaded.state.clone(), &envelopes).state;
-    (after, StreamAppend { subscription_id: id, expected_version: loaded.stream_version, events: envelopes })
+    let after = fold(loaded.subscription.clone(), &envelopes).state;
+    (after, StreamAppend { subscription_id: id, expected_version: loaded.version, events: envelopes })
 }
 
 /// Parses a subscription id from a path; anything that is not a UUID is simply not found.

@@ -190,7 +190,7 @@ pub(crate) async fn change_subscription(
     let (response, replayed) = idempotency::write(state, key, || {
         async {
             let loaded = load(state, id).await?;
-            let current = owned(loaded.state.as_ref(), partner, customer_id)?;
+            let current = owned(loaded.subscription.as_ref(), partner, customer_id)?;
             if let Some(expected) = &if_match {
                 if expected != "*" && *expected != etag(current) {
                     return Err(ApiError::PreconditionFailed { current: etag(current) });
@@ -201,7 +201,7 @@ pub(crate) async fn change_subscription(
             let (changes, cancel) = commands(patch, current, plan)?;
             // Decide each change against the state the previous ones produce.
             let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };
-            let mut working = loaded.state.clone();
+            let mut working = loaded.subscription.clone();
             let mut events: Vec<Event> = Vec::new();
             for command in &changes {
                 let decided = decide(working.as_ref(), command, now).map_err(|r| ApiError::from_rejection(r, ""))?;

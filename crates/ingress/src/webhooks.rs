@@ -109,7 +109,7 @@ pub(crate) async fn receive(
         async {
             let loaded = load(&state, id).await?;
             let current = loaded
-                .state
+                .subscription
                 .as_ref()
                 .filter(|s| s.publisher_id == publisher.id)
                 .ok_or_else(|| ApiError::NotFound("subscription not found".into()))?;

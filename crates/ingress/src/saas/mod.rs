@@ -11,7 +11,7 @@ pub(crate) mod operations;
 pub(crate) mod subscriptions;
 mod views;
 
-use crate::commands::{load, Loaded};
+use crate::commands::load;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::Request;
@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use fulfillment_core::{Rejection, Subscription, SubscriptionId};
+use fulfillment_log::StreamState;
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
@@ -107,19 +108,19 @@ pub(crate) async fn load_owned(
     state: &AppState,
     publisher_id: &str,
     raw_id: &str,
-) -> Result<(SubscriptionId, Loaded), ApiError> {
+) -> Result<(SubscriptionId, StreamState), ApiError> {
     let not_found = || ApiError::NotFound("subscription not found".into());
     let id: SubscriptionId = raw_id.parse().map_err(|_| not_found())?;
     let loaded = load(state, id).await?;
-    match &loaded.state {
+    match &loaded.subscription {
         Some(s) if s.publisher_id == publisher_id => Ok((id, loaded)),
         _ => Err(not_found()),
     }
 }
 
-/// The subscription inside a [`Loaded`] known to hold one.
-pub(crate) fn current(loaded: &Loaded) -> Result<&Subscription, ApiError> {
-    loaded.state.as_ref().ok_or_else(|| ApiError::NotFound("subscription not found".into()))
+/// The subscription inside a [`StreamState`] known to hold one.
+pub(crate) fn current(loaded: &StreamState) -> Result<&Subscription, ApiError> {
+    loaded.subscription.as_ref().ok_or_else(|| ApiError::NotFound("subscription not found".into()))
 }
 
 /// The scheme and host clients reached us by, for the absolute URLs the spec requires
