@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 /// Tuning of the embedded log.
 #[derive(Debug, Clone)]
@@ -109,10 +109,11 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Copies committed WAL pages into the database file (a PASSIVE checkpoint: it never blocks
 /// the writer or readers) whenever the head moved, until the log is dropped (the writer thread
-/// ends and with it the head's sender). A failed checkpoint is only logged: the commits are
-/// durable in the WAL already, and the next round tries again.
+/// ends and with it the head's sender). A failed checkpoint is only logged, once until one
+/// succeeds again: the commits are durable in the WAL already, and the next round retries.
 fn run_checkpointer(path: PathBuf, mut head: watch::Receiver<u64>) {
     let mut conn: Option<rusqlite::Connection> = None;
+    let mut failing = false;
     let mut checkpointed = *head.borrow_and_update();
     loop {
         std::thread::sleep(CHECKPOINT_EVERY);
@@ -132,9 +133,18 @@ fn run_checkpointer(path: PathBuf, mut head: watch::Receiver<u64>) {
             Ok(())
         })();
         match outcome {
-            Ok(()) => checkpointed = current,
+            Ok(()) => {
+                if failing {
+                    info!("event log checkpoints work again");
+                    failing = false;
+                }
+                checkpointed = current;
+            }
             Err(e) => {
-                warn!(error = %e, "checkpointing the event log failed; retrying on the next round");
+                if !failing {
+                    warn!(error = %e, "checkpointing the event log failed; retrying");
+                    failing = true;
+                }
                 conn = None;
             }
         }
@@ -747,9 +757,9 @@ mod tests {
 
     /// Writers on several threads race on a few subscriptions, each deciding against
     /// `stream_state` and appending after the version it saw, with a cache of `state_cache`
-    /// states per generation: every state the log answers equals a fold of the stream as stored, a writer
-    /// always sees at least its own commit right after its answer, and losers of a race are
-    /// refused as conflicts, never stored.
+    /// states per generation: every state the log answers equals a fold of the stream as
+    /// stored, a writer always sees at least its own commit right after its answer, and losers
+    /// of a race are refused as conflicts, never stored.
     async fn race_on_stream_states(state_cache: usize) {
         use crate::test_fixtures::{licenses_assigned, purchased};
         let dir = tempfile::tempdir().unwrap();
