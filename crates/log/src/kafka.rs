@@ -26,6 +26,7 @@
 use crate::chain::{event_hash, GENESIS_HASH};
 use crate::{AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fulfillment_core::{EventEnvelope, SubscriptionId};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -40,6 +41,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 use uuid::Uuid;
+
+/// Idempotency records deleted per statement.
+const FORGET_CHUNK: i64 = 10_000;
 
 /// Header carrying the event's global position.
 pub const POSITION_HEADER: &str = "fulfillment_position";
@@ -482,6 +486,27 @@ impl EventLog for KafkaEventLog {
         .await
         .map_err(pg)?;
         rows.iter().map(decode_row).collect()
+    }
+
+    async fn forget_idempotency_before(&self, cutoff: DateTime<Utc>) -> Result<u64, LogError> {
+        let mut forgotten = 0;
+        loop {
+            // A chunk per statement, so no sweep holds many row locks at once.
+            let deleted = sqlx::query(
+                "DELETE FROM log_idempotency WHERE ctid IN
+                 (SELECT ctid FROM log_idempotency WHERE created_at < $1 LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(FORGET_CHUNK)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(pg)?
+            .rows_affected();
+            forgotten += deleted;
+            if deleted < FORGET_CHUNK as u64 {
+                return Ok(forgotten);
+            }
+        }
     }
 
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, LogError> {

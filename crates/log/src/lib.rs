@@ -30,6 +30,7 @@ pub use sqlite::{SqliteEventLog, SqliteLogOptions};
 pub use state_cache::StreamState;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fulfillment_core::{fold, EventEnvelope, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -117,6 +118,12 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The stored answer for an idempotency key, if any.
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, LogError>;
+
+    /// Deletes the idempotency records stored before `cutoff` (their retention is over);
+    /// returns how many. Events are never touched: a request repeated after its record is gone
+    /// is decided anew, and stream versions and the domain's no-op rules keep it from applying
+    /// a fact twice.
+    async fn forget_idempotency_before(&self, cutoff: DateTime<Utc>) -> Result<u64, LogError>;
 
     /// The highest durable position, updated after every commit, so readers can wait for new
     /// events instead of polling.

@@ -20,6 +20,7 @@ use crate::chain::{event_hash, GENESIS_HASH};
 use crate::state_cache::{Lookup, StateCache};
 use crate::{fold_stream, AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent, StreamState};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fulfillment_core::{EventEnvelope, SubscriptionId};
 use rusqlite::{params, OpenFlags, OptionalExtension};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -74,6 +75,8 @@ struct Inner {
     /// Whether the writer's last commit failed (disk full, read-only file system): readiness
     /// turns false until a commit succeeds again, so an operator sees it before the clients do.
     last_commit_failed: Arc<AtomicBool>,
+    /// The database file, for the occasional maintenance connection.
+    path: PathBuf,
 }
 
 /// How long a statement waits for a lock held by another connection (a checkpoint, the audit
@@ -103,6 +106,13 @@ fn open_writer(path: &Path) -> Result<rusqlite::Connection, LogError> {
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 10000;")?;
     Ok(conn)
 }
+
+/// How `created_at` of an idempotency record is written (`strftime('%Y-%m-%dT%H:%M:%fZ')`), so
+/// that instants compare as text.
+const STORED_INSTANT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// Idempotency records deleted per transaction.
+const FORGET_CHUNK: usize = 1_000;
 
 /// How often the checkpointer looks for new commits to copy back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -230,7 +240,14 @@ impl SqliteEventLog {
             .map_err(|e| LogError::Unavailable(format!("starting the event log checkpointer: {e}")))?;
         let reads = ReadConnections::new(path, options.read_connections as usize);
         Ok(SqliteEventLog {
-            inner: Arc::new(Inner { writer: Some(tx), reads, states, head: head_rx, last_commit_failed }),
+            inner: Arc::new(Inner {
+                writer: Some(tx),
+                reads,
+                states,
+                head: head_rx,
+                last_commit_failed,
+                path: path.to_owned(),
+            }),
         })
     }
 
@@ -247,7 +264,14 @@ impl SqliteEventLog {
         let (_, head_rx) = watch::channel(head as u64);
         let last_commit_failed = Arc::new(AtomicBool::new(false));
         Ok(SqliteEventLog {
-            inner: Arc::new(Inner { writer: None, reads, states: None, head: head_rx, last_commit_failed }),
+            inner: Arc::new(Inner {
+                writer: None,
+                reads,
+                states: None,
+                head: head_rx,
+                last_commit_failed,
+                path: path.to_owned(),
+            }),
         })
     }
 }
@@ -589,6 +613,34 @@ impl EventLog for SqliteEventLog {
             fingerprint,
             response: serde_json::from_str(&response).map_err(|e| LogError::Unavailable(e.to_string()))?,
         }))
+    }
+
+    async fn forget_idempotency_before(&self, cutoff: DateTime<Utc>) -> Result<u64, LogError> {
+        if self.inner.writer.is_none() {
+            return Err(LogError::Unavailable("the event log is open read-only".into()));
+        }
+        let path = self.inner.path.clone();
+        let cutoff = cutoff.format(STORED_INSTANT).to_string();
+        tokio::task::spawn_blocking(move || {
+            // A connection of its own, a chunk per transaction: the writer waits for one chunk at
+            // most (its busy timeout covers that), never for the whole sweep.
+            let conn = open_writer(&path)?;
+            let mut forgotten = 0;
+            loop {
+                let deleted = conn
+                    .prepare_cached(
+                        "DELETE FROM idempotency_keys WHERE rowid IN
+                         (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+                    )?
+                    .execute(params![cutoff, FORGET_CHUNK])?;
+                forgotten += deleted as u64;
+                if deleted < FORGET_CHUNK {
+                    return Ok(forgotten);
+                }
+            }
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("forgetting idempotency records: {e}")))?
     }
 
     fn head(&self) -> watch::Receiver<u64> {
