@@ -99,6 +99,11 @@ impl BenchService {
             projector_batch: 1000,
             read_models: self.postgres.clone().map(ReadModelBackend::Postgres).unwrap_or_default(),
             billing_relay: None,
+            connection_limits: Default::default(),
+            body_limits: Default::default(),
+            auth_failures: Default::default(),
+            public_url: None,
+            idempotency_retention: Default::default(),
         })
         .await
         .map_err(Into::into)

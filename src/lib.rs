@@ -10,8 +10,10 @@
 //! drain them, let the projector finish its batch, then close storage.
 
 use async_trait::async_trait;
+use fulfillment_ingress::idempotency::{forget_expired, IdempotencyRetention};
 use fulfillment_ingress::{
-    health_router, AppState, Clock, Directory, DirectoryError, HealthChecks, InProcessProjection, WriteVisibility,
+    health_router, AppState, AuthFailureQuota, AuthFailures, BodyLimits, Clock, ConnectionLimits, Directory,
+    DirectoryError, HealthChecks, InProcessProjection, WriteVisibility,
 };
 use fulfillment_log::{
     ensure_topic, EventLog, KafkaEventLog, KafkaLogOptions, LogError, SqliteEventLog, SqliteLogOptions,
@@ -176,6 +178,16 @@ pub struct ServiceOptions {
     /// Publish the billing outbox to a Kafka topic (`--kafka-brokers`); the billing feed over
     /// HTTP is served either way.
     pub billing_relay: Option<RelayOptions>,
+    /// How long connections may wait and how many there may be.
+    pub connection_limits: ConnectionLimits,
+    /// The memory request bodies in flight may hold, and the time to read one.
+    pub body_limits: BodyLimits,
+    /// Failed authentication attempts allowed per address and per credential.
+    pub auth_failures: AuthFailureQuota,
+    /// Base of the absolute links the SaaS API hands out; `None`: relative links.
+    pub public_url: Option<String>,
+    /// How long idempotency records are kept (ingress).
+    pub idempotency_retention: IdempotencyRetention,
 }
 
 /// The parts of the service one process runs. The embedded mode needs both in one process (the
@@ -266,6 +278,8 @@ pub struct Service {
     server: JoinHandle<std::io::Result<()>>,
     projector: Option<ProjectorHandle>,
     relay: Option<RelayHandle>,
+    /// The ingress's sweep of expired idempotency records.
+    maintenance: Option<JoinHandle<()>>,
     read_model: ReadModelStore,
     _lock: Option<DataDirLock>,
 }
@@ -394,25 +408,35 @@ impl Service {
             components.push(("billingRelay", relay.healthy.clone()));
         }
         let health = HealthChecks { components };
+        let mut maintenance = None;
         let app = match ingress {
-            Some((log, visibility)) => fulfillment_ingress::router(AppState {
-                log,
-                read_models,
-                directory: Arc::new(options.directory),
-                clock: options.clock,
-                visibility: Some(visibility),
-                health,
-            }),
+            Some((log, visibility)) => {
+                maintenance = Some(tokio::spawn(forget_expired(
+                    log.clone(),
+                    options.clock.clone(),
+                    options.idempotency_retention,
+                    shutdown.child_token(),
+                )));
+                fulfillment_ingress::router(AppState {
+                    log,
+                    read_models,
+                    directory: Arc::new(options.directory),
+                    clock: options.clock,
+                    visibility: Some(visibility),
+                    health,
+                    bodies: options.body_limits,
+                    auth_failures: AuthFailures::new(options.auth_failures),
+                    public_url: options.public_url,
+                })
+            }
             None => health_router(health),
         };
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|source| StartError::Listen { addr: options.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: options.listen, source })?;
-        let stop = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
-        });
+        let server =
+            tokio::spawn(fulfillment_ingress::serve(listener, app, options.connection_limits, shutdown.clone()));
         let read_models_backend = match &options.read_models {
             ReadModelBackend::Embedded => "embedded",
             ReadModelBackend::Postgres(_) => "postgres",
@@ -429,7 +453,7 @@ impl Service {
             read_models = read_models_backend,
             "fulfillment is listening"
         );
-        Ok(Service { addr, shutdown, server, projector, relay, read_model, _lock: lock })
+        Ok(Service { addr, shutdown, server, projector, relay, maintenance, read_model, _lock: lock })
     }
 
     /// The bound address.
@@ -465,6 +489,11 @@ impl Service {
         if let Some(relay) = self.relay {
             if let Err(e) = relay.task.await {
                 tracing::error!(error = %e, "billing relay task failed");
+            }
+        }
+        if let Some(maintenance) = self.maintenance {
+            if let Err(e) = maintenance.await {
+                tracing::error!(error = %e, "idempotency sweep task failed");
             }
         }
         self.read_model.close().await;

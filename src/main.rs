@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fulfillment::{
     load_directory, DirectorySource, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions, DEMO_CONFIG,
 };
-use fulfillment_ingress::SystemClock;
+use fulfillment_ingress::idempotency::IdempotencyRetention;
+use fulfillment_ingress::listener::raise_open_file_limit;
+use fulfillment_ingress::{AuthFailureQuota, BodyLimits, ConnectionLimits, SystemClock};
 use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
 use fulfillment_projector::KafkaProjectorOptions;
 use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
@@ -109,6 +111,10 @@ struct ServeArgs {
     kafka: KafkaArgs,
     #[command(flatten)]
     billing: BillingTopicArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +122,10 @@ struct IngressArgs {
     /// Address to listen on.
     #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+    #[command(flatten)]
+    api: ApiArgs,
     #[command(flatten)]
     directory: DirectoryArgs,
     #[command(flatten)]
@@ -133,6 +143,8 @@ struct ProjectorArgs {
     #[arg(long, env = "FULFILLMENT_LISTEN", default_value = "127.0.0.1:8081")]
     listen: SocketAddr,
     #[command(flatten)]
+    connections: ConnectionArgs,
+    #[command(flatten)]
     folding: FoldingArgs,
     #[command(flatten)]
     database: DatabaseArgs,
@@ -140,6 +152,88 @@ struct ProjectorArgs {
     kafka: KafkaArgs,
     #[command(flatten)]
     billing: BillingTopicArgs,
+}
+
+/// What a client may make the HTTP listener hold: connections and time.
+#[derive(Debug, clap::Args)]
+struct ConnectionArgs {
+    /// Seconds a client has to send a request's head, from connecting or from the first byte
+    /// of its next request; a stalled client is disconnected.
+    #[arg(long, env = "FULFILLMENT_HEADER_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "FULFILLMENT_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+    /// Most open connections (kept an eighth below the open-file limit); at the cap the
+    /// connection waiting longest outside a request is closed for the new one.
+    #[arg(long, env = "FULFILLMENT_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections as usize,
+        }
+    }
+}
+
+/// The API's limits for clients (body memory and time, failed authentication) and the base of
+/// the links it hands out.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// Seconds a client has to send a request's body once its head arrived (answered 408).
+    #[arg(long, env = "FULFILLMENT_BODY_READ_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_read_timeout: u64,
+    /// MiB that all request bodies being read or handled may hold together; a body that does
+    /// not fit is answered 503 with Retry-After before it is read. At least 1 (one largest body).
+    #[arg(long, env = "FULFILLMENT_MAX_BODY_MEMORY_MIB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_body_memory_mib: u64,
+    /// Failed authentication attempts allowed per minute from one address (IPv6: one /64)
+    /// before every attempt from it is answered 429 for a while; 0 turns the limit off.
+    #[arg(long, env = "FULFILLMENT_AUTH_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    auth_failures_per_address: u32,
+    /// Failed authentication attempts allowed per minute for one credential (a publisher's
+    /// webhooks, one API key or token) from anywhere; 0 turns the limit off.
+    #[arg(long, env = "FULFILLMENT_AUTH_FAILURES_PER_CREDENTIAL", default_value_t = 60)]
+    auth_failures_per_credential: u32,
+    /// The URL clients reach this service by (`https://fulfillment.example.com`), for the
+    /// absolute links of the SaaS API (`Operation-Location`, `@nextLink`); without it links are
+    /// relative. Never taken from the request's Host header.
+    #[arg(long, env = "FULFILLMENT_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+    /// Hours an idempotency record (a webhook id, an Idempotency-Key and its answer) is kept;
+    /// a repeat after that is decided as a new request. Longer than any client retries (webhook
+    /// senders retry for up to 8 hours).
+    #[arg(long, env = "FULFILLMENT_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    idempotency_retention_hours: u64,
+}
+
+impl ApiArgs {
+    fn body_limits(&self) -> BodyLimits {
+        BodyLimits::new(self.max_body_memory_mib as usize * 1024 * 1024, Duration::from_secs(self.body_read_timeout))
+    }
+
+    fn auth_failures(&self) -> AuthFailureQuota {
+        AuthFailureQuota {
+            per_address_per_minute: self.auth_failures_per_address,
+            per_credential_per_minute: self.auth_failures_per_credential,
+        }
+    }
+}
+
+/// An absolute `http` or `https` URL without query or fragment; kept without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let uri: axum::http::Uri = raw.parse().map_err(|e| format!("not a URL: {e}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none() || uri.query().is_some() || raw.contains('#') {
+        return Err(
+            "expected an absolute http(s) URL without query or fragment, e.g. https://fulfillment.example.com".into()
+        );
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 /// Partners, publishers, offers and credentials.
@@ -355,6 +449,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         projector_batch: args.folding.projector_batch as usize,
         read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
         billing_relay: args.kafka.billing_relay(&args.billing),
+        connection_limits: args.connections.limits(),
+        body_limits: args.api.body_limits(),
+        auth_failures: args.api.auth_failures(),
+        public_url: args.api.public_url.clone(),
+        idempotency_retention: IdempotencyRetention {
+            keep: Duration::from_secs(args.api.idempotency_retention_hours * 3600),
+            ..IdempotencyRetention::default()
+        },
     })
     .await
 }
@@ -375,6 +477,14 @@ async fn ingress(args: IngressArgs) -> anyhow::Result<()> {
         projector_batch: 1,
         read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
         billing_relay: None,
+        connection_limits: args.connections.limits(),
+        body_limits: args.api.body_limits(),
+        auth_failures: args.api.auth_failures(),
+        public_url: args.api.public_url.clone(),
+        idempotency_retention: IdempotencyRetention {
+            keep: Duration::from_secs(args.api.idempotency_retention_hours * 3600),
+            ..IdempotencyRetention::default()
+        },
     })
     .await
 }
@@ -396,12 +506,19 @@ async fn projector(args: ProjectorArgs) -> anyhow::Result<()> {
         projector_batch: args.folding.projector_batch as usize,
         read_models: args.database.postgres().map(ReadModelBackend::Postgres).unwrap_or_default(),
         billing_relay: args.kafka.billing_relay(&args.billing),
+        connection_limits: args.connections.limits(),
+        // The projector serves only /healthz and /readyz: no bodies, no credentials, no links.
+        body_limits: BodyLimits::default(),
+        auth_failures: AuthFailureQuota::default(),
+        public_url: None,
+        idempotency_retention: IdempotencyRetention::default(),
     })
     .await
 }
 
 /// Starts the service and runs it until SIGINT or SIGTERM.
 async fn run(options: ServiceOptions) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let service = Service::start(options).await?;
     let stop = service.shutdown_token();
     tokio::spawn(async move {

@@ -162,6 +162,45 @@ async fn an_idempotency_key_replays_the_first_order() {
     app.stop().await;
 }
 
+/// Idempotency records are kept for the retention period and then deleted (the log keeps the
+/// events): a repeat inside it replays the first answer, a repeat after it is a new request,
+/// decided against the subscription as it is now, so the change is not made twice.
+#[tokio::test]
+async fn idempotency_records_expire_after_their_retention_without_a_second_change() {
+    let retention = fulfillment_ingress::idempotency::IdempotencyRetention {
+        keep: std::time::Duration::from_secs(3600),
+        sweep_every: std::time::Duration::from_millis(50),
+    };
+    let app = TestApp::spawn_tuned(Tuning { idempotency_retention: retention, ..Tuning::default() }).await;
+    let (_, sub) = app.purchase("cust-1", 5).await;
+    let path = format!("/v1/customers/cust-1/subscriptions/{sub}");
+    let patch = || {
+        app.request(
+            Method::PATCH,
+            &path,
+            Some(PARTNER_1_KEY),
+            Some(json!({"quantity": 8})),
+            &[("idempotency-key", "k")],
+        )
+    };
+    let first = patch().await.expect(200);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let changes = app.history("cust-1", &sub).await.len();
+
+    app.advance(chrono::Duration::minutes(59));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let kept = patch().await.expect(200);
+    assert_eq!(kept.header("idempotent-replayed"), Some("true"), "inside the retention the answer is replayed");
+
+    app.advance(chrono::Duration::minutes(2));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let anew = patch().await.expect(200);
+    assert_eq!(anew.header("idempotent-replayed"), None, "after the retention the record is gone");
+    assert_eq!(anew.body["quantity"], 8);
+    assert_eq!(app.history("cust-1", &sub).await.len(), changes, "the repeat changed nothing");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn patch_changes_fields_honours_if_match_and_ignores_unchanged_fields() {
     let app = TestApp::spawn().await;

@@ -84,6 +84,8 @@ pub struct TestApp {
     pub event_log: EventLogBackend,
     /// What this app runs.
     pub roles: Roles,
+    /// Limits and settings the test chose (defaults otherwise).
+    pub tuning: Tuning,
     service: Option<Service>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -129,13 +131,37 @@ pub fn line_item(quantity: u32) -> Value {
     })
 }
 
+/// The service settings a test may choose; the defaults are the service's own.
+#[derive(Clone, Default)]
+pub struct Tuning {
+    pub connection_limits: fulfillment_ingress::ConnectionLimits,
+    pub body_limits: fulfillment_ingress::BodyLimits,
+    pub auth_failures: fulfillment_ingress::AuthFailureQuota,
+    pub public_url: Option<String>,
+    pub idempotency_retention: fulfillment_ingress::idempotency::IdempotencyRetention,
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with_billing_topic(None).await
     }
 
+    /// A service with the test's settings, on the backends the test command asks for.
+    pub async fn spawn_tuned(tuning: Tuning) -> TestApp {
+        let (event_log, read_models) = Self::backends_from_env().await;
+        let mut app = Self::unstarted(Roles::BOTH, event_log, read_models, None);
+        app.tuning = tuning;
+        app.start().await;
+        app
+    }
+
     /// A service that also publishes its billing events to Kafka.
     pub async fn spawn_with_billing_topic(billing_relay: Option<fulfillment_relay::RelayOptions>) -> TestApp {
+        let (event_log, read_models) = Self::backends_from_env().await;
+        Self::spawn_with(Roles::BOTH, event_log, read_models, billing_relay).await
+    }
+
+    async fn backends_from_env() -> (EventLogBackend, ReadModelBackend) {
         // The same scenarios run with the read models in PostgreSQL, or with the event log in
         // Kafka (a fresh topic per test, read models in PostgreSQL), when the test command asks
         // for it (scripts/test.sh does, in later passes).
@@ -152,7 +178,7 @@ impl TestApp {
             Ok("embedded") | Err(_) => ReadModelBackend::Embedded,
             Ok(other) => panic!("FULFILLMENT_TEST_READ_MODELS={other}: expected embedded or postgres"),
         };
-        Self::spawn_with(Roles::BOTH, event_log, read_models, billing_relay).await
+        (event_log, read_models)
     }
 
     /// A service with exactly these parts and backends.
@@ -162,8 +188,19 @@ impl TestApp {
         read_models: ReadModelBackend,
         billing_relay: Option<fulfillment_relay::RelayOptions>,
     ) -> TestApp {
+        let mut app = Self::unstarted(roles, event_log, read_models, billing_relay);
+        app.start().await;
+        app
+    }
+
+    fn unstarted(
+        roles: Roles,
+        event_log: EventLogBackend,
+        read_models: ReadModelBackend,
+        billing_relay: Option<fulfillment_relay::RelayOptions>,
+    ) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let mut app = TestApp {
+        TestApp {
             base: String::new(),
             roles,
             event_log,
@@ -172,11 +209,10 @@ impl TestApp {
             clock: Arc::new(ManualClock::new(Utc::now())),
             data_dir: dir.path().to_owned(),
             http: reqwest::Client::new(),
+            tuning: Tuning::default(),
             service: None,
             _dir: Some(dir),
-        };
-        app.start().await;
-        app
+        }
     }
 
     async fn start(&mut self) {
@@ -190,6 +226,11 @@ impl TestApp {
             projector_batch: 100,
             read_models: self.read_models.clone(),
             billing_relay: self.billing_relay.clone(),
+            connection_limits: self.tuning.connection_limits,
+            body_limits: self.tuning.body_limits.clone(),
+            auth_failures: self.tuning.auth_failures,
+            public_url: self.tuning.public_url.clone(),
+            idempotency_retention: self.tuning.idempotency_retention,
         })
         .await
         .expect("service starts");

@@ -2,7 +2,8 @@
 //!
 //! axum's own extractors answer rejections in plain text; every body here goes through
 //! [`JsonBody`] or [`RawBody`] so that a bad body always gets problem+json: 413 over the
-//! limit, 400 when it is not JSON, 422 naming the field when a value does not fit.
+//! limit, 400 when it is not JSON, 422 naming the field when a value does not fit, and the
+//! answers of [`crate::request_limits`] (408 too slow, 503 budget spent).
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -18,15 +19,13 @@ pub struct RawBody(pub Bytes);
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
-            Ok(bytes) if bytes.len() > MAX_BODY_BYTES => Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }),
-            Ok(bytes) => Ok(RawBody(bytes)),
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })
-            }
-            Err(rejection) => Err(ApiError::BadRequest { field: "body".into(), message: rejection.body_text() }),
-        }
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        Ok(RawBody(crate::body_buffer::read_whole(req.into_body(), declared).await?))
     }
 }
 

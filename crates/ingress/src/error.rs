@@ -83,9 +83,23 @@ pub enum ApiError {
     /// 422: an idempotency key (or webhook id) was reused for a different request.
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// 408: the request body did not arrive within the body-read timeout.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 429: too many failed authentication attempts from this address or for this
+    /// credential; `retry_after` seconds until the next attempt is heard.
+    #[error("too many failed authentication attempts; retry in {retry_after} seconds")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// 503: the log or the read models cannot serve now; nothing was recorded.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the server holds as many requests as it may (request bodies in flight); nothing
+    /// was read or recorded. Expected under load, so not logged as an error.
+    #[error("{0}")]
+    Overloaded(String),
     /// 500: a bug or corrupt data; logged, never detailed to the caller.
     #[error("internal error: {0}")]
     Internal(String),
@@ -122,7 +136,9 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,7 +155,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::Invalid(_) => "validation-error",
             ApiError::IdempotencyKeyReused(_) => "idempotency-key-reused",
+            ApiError::RequestTimeout(_) => "request-timeout",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded(_) => "overloaded",
             ApiError::Internal(_) => "internal-error",
         }
     }
@@ -194,8 +213,11 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized { bearer: true, .. } => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Overloaded(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             ApiError::PreconditionFailed { current } => {
                 if let Ok(v) = HeaderValue::from_str(current) {

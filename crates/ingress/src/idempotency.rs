@@ -4,7 +4,10 @@
 //! answer in the same log transaction as its events. A repeat with the same request gets the
 //! stored answer (marked `Idempotent-Replayed: true`); a different request under the same key
 //! is a 422. Two racing deliveries of one key cannot both append: the log's unique key lets one
-//! commit and the other replays its answer.
+//! commit and the other replays its answer. Records are kept for a retention period
+//! ([`IdempotencyRetention`], seven days by default) and then deleted by [`forget_expired`]; a
+//! request repeated after that is decided anew, which the domain answers without a second fact
+//! (a change to the value already held decides no events, a stale webhook timestamp is refused).
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -151,4 +154,51 @@ fn replay(key: &IdempotencyKey, stored: IdempotencyRecord) -> Result<StoredRespo
     }
     serde_json::from_value(stored.response)
         .map_err(|e| ApiError::Internal(format!("stored idempotent answer unreadable: {e}")))
+}
+
+/// How long idempotency records are kept, and how often the expired ones are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyRetention {
+    /// Age after which a record is deleted: longer than any client's retry window (webhook
+    /// senders retry for up to 8 hours).
+    pub keep: std::time::Duration,
+    /// Time between sweeps.
+    pub sweep_every: std::time::Duration,
+}
+
+impl Default for IdempotencyRetention {
+    /// Seven days, swept hourly.
+    fn default() -> Self {
+        IdempotencyRetention {
+            keep: std::time::Duration::from_secs(7 * 24 * 3600),
+            sweep_every: std::time::Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Deletes the records older than the retention, at start and then every `sweep_every`, until
+/// `shutdown`. The events they answered for stay in the log.
+pub async fn forget_expired(
+    log: std::sync::Arc<dyn fulfillment_log::EventLog>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    retention: IdempotencyRetention,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let keep = chrono::Duration::from_std(retention.keep).unwrap_or(chrono::Duration::MAX);
+    let mut every = tokio::time::interval(retention.sweep_every);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let cutoff = clock.now().checked_sub_signed(keep).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        match log.forget_idempotency_before(cutoff).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, %cutoff, "idempotency records past their retention deleted"),
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting expired idempotency records failed; retrying at the next sweep")
+            }
+        }
+    }
 }

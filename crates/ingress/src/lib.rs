@@ -5,6 +5,11 @@
 //! console on top of it (`/console`), the billing feed (`/v1/billing/events`), health checks.
 //! Out: facts appended to the event log, and reads from the read models.
 //!
+//! Connections are served by [`listener`] (timeouts, a connection cap below the open-file
+//! limit) and request bodies read within [`request_limits`] (a shared memory budget, a read
+//! timeout), so an unauthenticated client cannot make the server hold unbounded memory,
+//! connections or time.
+//!
 //! Invariants kept here: a 2xx on a write is sent only after the log committed the events
 //! (invariant 1); repeated webhooks and repeated partner requests with the same key produce one
 //! event and the first answer (invariant 2, [`idempotency`]); every caller is authenticated and
@@ -12,8 +17,10 @@
 //! problem+json ([`error`]), never a panic or a 5xx (invariant 6).
 
 mod auth;
+pub mod auth_failures;
 mod billing_feed;
 pub mod body;
+mod body_buffer;
 pub mod clock;
 mod commands;
 mod console;
@@ -22,17 +29,22 @@ pub mod error;
 pub mod fuzzing;
 mod health;
 pub mod idempotency;
+pub mod listener;
 mod partner_orders;
 mod partner_subscriptions;
+pub mod request_limits;
 mod saas;
 pub mod signature;
 mod state;
 mod views;
 mod webhooks;
 
+pub use auth_failures::{AuthFailureQuota, AuthFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, DirectoryError};
 pub use health::{health_router, HealthChecks};
+pub use listener::{serve, ConnectionLimits};
+pub use request_limits::BodyLimits;
 pub use state::{AppState, InProcessProjection, WriteVisibility};
 
 use axum::extract::DefaultBodyLimit;
@@ -121,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Let bodies up to one byte over the limit through, so `RawBody` answers 413 itself.
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES + 1))
+        .layer(axum::middleware::from_fn_with_state(state.bodies.clone(), request_limits::limit_bodies))
         .layer(axum::middleware::map_response(ensure_problem_json))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())

@@ -4,7 +4,9 @@
 //! `webhook-signature`: space-separated `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`
 //! entries. Any entry may match any configured secret (so a publisher can rotate secrets),
 //! comparisons are constant time, and timestamps more than five minutes from our clock are
-//! refused so that a captured request cannot be replayed later.
+//! refused so that a captured request cannot be replayed later. The headers are checked
+//! ([`check_headers`]) before the body is read, so a request that cannot be a valid webhook
+//! never makes the server read or hold its body.
 
 use crate::directory::WebhookSecret;
 use base64::Engine;
@@ -21,6 +23,9 @@ pub enum SignatureError {
     /// A required header is absent or not text.
     #[error("missing or unreadable {0} header")]
     MissingHeader(&'static str),
+    /// A header is present but not in the form the scheme defines.
+    #[error("malformed {0} header")]
+    MalformedHeader(&'static str),
     /// `webhook-timestamp` is not an integer.
     #[error("webhook-timestamp is not a Unix timestamp in seconds")]
     BadTimestamp,
@@ -52,16 +57,30 @@ pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-/// Verifies a webhook against `secrets` at instant `now`.
-pub fn verify(
-    secrets: &[WebhookSecret],
+/// The signature headers of a webhook, checked for everything that does not need its body:
+/// present, well formed, and the timestamp within the tolerance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    id: String,
+    seconds: i64,
+    candidates: Vec<Vec<u8>>,
+}
+
+/// Longest `webhook-id` accepted (it becomes an idempotency key).
+pub const MAX_WEBHOOK_ID_CHARS: usize = 255;
+
+/// Checks the three headers at instant `now`, before the body is read: a request that fails
+/// here is refused without reading its body.
+pub fn check_headers(
     id: Option<&str>,
     timestamp: Option<&str>,
     signatures: Option<&str>,
-    body: &[u8],
     now: DateTime<Utc>,
-) -> Result<VerifiedWebhook, SignatureError> {
+) -> Result<SignedHeaders, SignatureError> {
     let id = id.filter(|v| !v.is_empty()).ok_or(SignatureError::MissingHeader("webhook-id"))?;
+    if id.len() > MAX_WEBHOOK_ID_CHARS {
+        return Err(SignatureError::MalformedHeader("webhook-id"));
+    }
     let timestamp = timestamp.ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
     let signatures = signatures.ok_or(SignatureError::MissingHeader("webhook-signature"))?;
     let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
@@ -69,21 +88,33 @@ pub fn verify(
     if now.timestamp().abs_diff(seconds) > TIMESTAMP_TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::StaleTimestamp);
     }
-    let at = DateTime::from_timestamp(seconds, 0).ok_or(SignatureError::BadTimestamp)?;
+    DateTime::from_timestamp(seconds, 0).ok_or(SignatureError::BadTimestamp)?;
     let candidates: Vec<Vec<u8>> = signatures
         .split(' ')
         .filter_map(|entry| entry.strip_prefix("v1,"))
         .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .collect();
+    if candidates.is_empty() {
+        return Err(SignatureError::MalformedHeader("webhook-signature"));
+    }
+    Ok(SignedHeaders { id: id.to_owned(), seconds, candidates })
+}
+
+/// Checks the body against the headers' signatures with each of `secrets`.
+pub fn verify_body(
+    secrets: &[WebhookSecret],
+    headers: SignedHeaders,
+    body: &[u8],
+) -> Result<VerifiedWebhook, SignatureError> {
     let mut matched = false;
     for secret in secrets {
         let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).expect("HMAC takes keys of any length");
-        mac.update(id.as_bytes());
+        mac.update(headers.id.as_bytes());
         mac.update(b".");
-        mac.update(seconds.to_string().as_bytes());
+        mac.update(headers.seconds.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        for candidate in &candidates {
+        for candidate in &headers.candidates {
             // `verify_slice` compares in constant time.
             if mac.clone().verify_slice(candidate).is_ok() {
                 matched = true;
@@ -93,7 +124,21 @@ pub fn verify(
     if !matched {
         return Err(SignatureError::NoMatch);
     }
-    Ok(VerifiedWebhook { id: id.to_owned(), timestamp: at })
+    let timestamp = DateTime::from_timestamp(headers.seconds, 0).ok_or(SignatureError::BadTimestamp)?;
+    Ok(VerifiedWebhook { id: headers.id, timestamp })
+}
+
+/// Verifies a webhook against `secrets` at instant `now`: [`check_headers`], then
+/// [`verify_body`].
+pub fn verify(
+    secrets: &[WebhookSecret],
+    id: Option<&str>,
+    timestamp: Option<&str>,
+    signatures: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<VerifiedWebhook, SignatureError> {
+    verify_body(secrets, check_headers(id, timestamp, signatures, now)?, body)
 }
 
 #[cfg(test)]
@@ -163,6 +208,21 @@ mod tests {
         assert_eq!(
             verify(&[secret(S1)], Some("m"), Some("soon"), Some(&sig), b"", now()),
             Err(SignatureError::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn headers_are_checked_without_the_body() {
+        let ts = now().timestamp().to_string();
+        let check = |id: &str, ts: &str, sig: &str| check_headers(Some(id), Some(ts), Some(sig), now()).map(|_| ());
+        assert_eq!(check("msg_1", &ts, "v1,bm90IHRoaXM="), Ok(()));
+        assert_eq!(check("msg_1", &ts, "v2,bm90IHRoaXM="), Err(SignatureError::MalformedHeader("webhook-signature")));
+        assert_eq!(check("msg_1", &ts, "v1,!!!"), Err(SignatureError::MalformedHeader("webhook-signature")));
+        assert_eq!(check(&"m".repeat(256), &ts, "v1,bm90"), Err(SignatureError::MalformedHeader("webhook-id")));
+        assert_eq!(check("msg_1", "1", "v1,bm90"), Err(SignatureError::StaleTimestamp));
+        assert_eq!(
+            check_headers(Some("msg_1"), None, Some("v1,bm90"), now()),
+            Err(SignatureError::MissingHeader("webhook-timestamp"))
         );
     }
 

@@ -60,9 +60,22 @@ pub struct AppState {
     /// Health of what runs beside the API in this process (projector, billing relay), for
     /// `/readyz`.
     pub health: crate::health::HealthChecks,
+    /// The memory all request bodies in flight may hold, and the time to read one.
+    pub bodies: crate::request_limits::BodyLimits,
+    /// Failed authentication attempts, per address and per credential.
+    pub auth_failures: crate::auth_failures::AuthFailures,
+    /// The base of the absolute links the SaaS API hands out (`Operation-Location`,
+    /// `@nextLink`), without a trailing slash; `None`: links are relative. Never taken from
+    /// the request's `Host`, which the caller chooses.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
+    /// What links start with: the configured public URL, or nothing (relative links).
+    pub fn links_base(&self) -> &str {
+        self.public_url.as_deref().unwrap_or("")
+    }
+
     /// Waits (briefly) until the read models include every event durable right now.
     pub async fn catch_up(&self) -> Result<(), ApiError> {
         let Some(visibility) = &self.visibility else {

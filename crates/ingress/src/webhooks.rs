@@ -1,17 +1,21 @@
 //! `POST /webhooks/publishers/{publisherId}`: signed progress reports from ISV publishers.
 //!
-//! Order of checks: the publisher exists and the Standard Webhooks signature matches one of its
-//! secrets (else 401, without saying which), the body parses (400/422), the subscription exists
+//! Order of checks: the publisher exists and the Standard Webhooks headers are present, well
+//! formed and fresh (else 401, before the body is read), the body arrives within the limits of
+//! [`crate::request_limits`], the signature matches one of the publisher's secrets (else 401,
+//! without saying which), the body parses (400/422), the subscription exists
 //! and belongs to one of the publisher's offers (else 404), then the domain decides (409 on a
 //! rule). The `webhook-id` is the idempotency key: a redelivery gets the first answer.
 
+use crate::auth;
+use crate::auth_failures::Attempt;
 use crate::body::{parse_json, parse_value, RawBody};
 use crate::commands::{envelopes, load, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::signature;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use fulfillment_core::{decide, Command, Source, SourceKind, SubscriptionId};
@@ -76,30 +80,37 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Receives one signed webhook.
+/// Receives one signed webhook. Everything that can be checked without the body (the
+/// publisher, the three signature headers, the timestamp) is checked before it is read.
 pub(crate) async fn receive(
     State(state): State<AppState>,
     Path(publisher_id): Path<String>,
-    headers: HeaderMap,
-    RawBody(raw): RawBody,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let refused = |reason: String| {
         warn!(publisher_id = %publisher_id, %reason, "webhook refused");
         ApiError::Unauthorized { message: reason, bearer: false }
     };
-    let publisher = state
-        .directory
-        .publisher(&publisher_id)
-        .ok_or_else(|| refused("unknown publisher or invalid signature".into()))?;
-    let verified = signature::verify(
-        &publisher.webhook_secrets,
-        header(&headers, "webhook-id"),
-        header(&headers, "webhook-timestamp"),
-        header(&headers, "webhook-signature"),
-        &raw,
+    let address = Attempt::from(auth::peer(request.extensions()));
+    let attempt = address.clone().claiming("publisher", &publisher_id);
+    state.auth_failures.admit(&attempt).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+    let Some(publisher) = state.directory.publisher(&publisher_id) else {
+        state.auth_failures.failed(&address);
+        return Err(refused("unknown publisher or invalid signature".into()));
+    };
+    let headers = request.headers();
+    let signed = signature::check_headers(
+        header(headers, "webhook-id"),
+        header(headers, "webhook-timestamp"),
+        header(headers, "webhook-signature"),
         state.clock.now(),
     )
     .map_err(|e| refused(e.to_string()))?;
+    let RawBody(raw) = RawBody::from_request(request, &state).await?;
+    let verified = signature::verify_body(&publisher.webhook_secrets, signed, &raw).map_err(|e| {
+        state.auth_failures.failed(&attempt);
+        refused(e.to_string())
+    })?;
     let (body, command) = parse_webhook(&raw)?;
     let id = body.subscription_id;
     let span =

@@ -103,9 +103,20 @@ pub(crate) fn describe(error: &ApiError, fallback_field: &str) -> (StatusCode, F
             errors.push(("form".into(), "This subscription does not exist or is not yours.".into()));
             StatusCode::NOT_FOUND
         }
-        ApiError::Unavailable(_) => {
+        ApiError::Unavailable(_) | ApiError::Overloaded(_) => {
             errors.push(("form".into(), "The service is busy and nothing was changed. Try again in a moment.".into()));
             StatusCode::SERVICE_UNAVAILABLE
+        }
+        ApiError::RequestTimeout(_) => {
+            errors.push((
+                "form".into(),
+                "The form took too long to arrive and nothing was changed. Send it again.".into(),
+            ));
+            StatusCode::REQUEST_TIMEOUT
+        }
+        ApiError::TooManyRequests { .. } => {
+            errors.push(("form".into(), "Too many attempts failed. Wait a little, then try again.".into()));
+            StatusCode::TOO_MANY_REQUESTS
         }
         ApiError::MalformedJson(_)
         | ApiError::PayloadTooLarge { .. }

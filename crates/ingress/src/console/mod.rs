@@ -17,7 +17,8 @@ mod forms;
 mod pages;
 mod sessions;
 
-use crate::auth::PartnerCaller;
+use crate::auth::{self, PartnerCaller};
+use crate::auth_failures::Attempt;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
 use crate::partner_orders::{check_customer_id, owned_order, place_order, LineItemRequest, OrderRequest};
@@ -205,6 +206,17 @@ impl FromRequestParts<ConsoleState> for SignedIn {
     }
 }
 
+/// The address the request came from, when it came through a listener.
+struct ConnectInfoIfAny(Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConnectInfoIfAny {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ConnectInfoIfAny(auth::peer(&parts.extensions)))
+    }
+}
+
 fn not_found_page(nav: Option<&Nav<'_>>, what: &str) -> Response {
     page(StatusCode::NOT_FOUND, pages::error(nav, "Not found", what))
 }
@@ -287,6 +299,7 @@ async fn sign_in_page(headers: HeaderMap) -> Response {
 
 async fn sign_in(
     State(state): State<ConsoleState>,
+    ConnectInfoIfAny(peer): ConnectInfoIfAny,
     headers: HeaderMap,
     form: Result<Form<forms::SignIn>, FormRejection>,
 ) -> Response {
@@ -302,7 +315,18 @@ async fn sign_in(
             Some("The sign-in form expired or did not come from this site. Please sign in again."),
         );
     }
+    let attempt = Attempt::from(peer).presenting("API key", form.api_key.trim());
+    if let Err(retry_after) = state.app.auth_failures.admit(&attempt) {
+        let mut response = sign_in_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers,
+            Some("Too many sign-in attempts failed. Wait a little, then try again."),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        return response;
+    }
     let Some(partner) = state.app.directory.partner_by_key(form.api_key.trim()) else {
+        state.app.auth_failures.failed(&attempt);
         info!("console sign-in refused: unknown API key");
         return sign_in_form(
             StatusCode::UNAUTHORIZED,

@@ -15,7 +15,7 @@ use crate::commands::load;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,15 +123,6 @@ pub(crate) fn current(loaded: &StreamState) -> Result<&Subscription, ApiError> {
     loaded.subscription.as_ref().ok_or_else(|| ApiError::NotFound("subscription not found".into()))
 }
 
-/// The scheme and host clients reached us by, for the absolute URLs the spec requires
-/// (`Operation-Location`, `@nextLink`).
-pub(crate) fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme =
-        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
-    format!("{scheme}://{host}")
-}
-
 /// A quantity as real clients send it: a number, a numeric string, or empty (`""`, `null`).
 pub(crate) fn lenient_quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     #[derive(Deserialize)]
@@ -152,10 +143,10 @@ pub(crate) fn lenient_quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Re
 }
 
 /// A 202 for an accepted operation, with the headers real clients poll with.
-pub(crate) fn accepted_operation(headers: &HeaderMap, subscription_id: SubscriptionId, operation_id: Uuid) -> Response {
+pub(crate) fn accepted_operation(state: &AppState, subscription_id: SubscriptionId, operation_id: Uuid) -> Response {
     let location = format!(
         "{}/api/saas/subscriptions/{subscription_id}/operations/{operation_id}?api-version={API_VERSION}",
-        base_url(headers)
+        state.links_base()
     );
     let mut response = axum::http::StatusCode::ACCEPTED.into_response();
     let h = response.headers_mut();

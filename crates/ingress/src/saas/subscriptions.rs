@@ -1,7 +1,7 @@
 //! SaaS API subscription operations: resolve, list, get, list available plans, activate,
 //! change plan or quantity, delete.
 
-use super::{accepted_operation, base_url, current, lenient_quantity, load_owned, rejection, views, API_VERSION};
+use super::{accepted_operation, current, lenient_quantity, load_owned, rejection, views, API_VERSION};
 use crate::auth::PublisherCaller;
 use crate::body::JsonBody;
 use crate::commands::{envelopes, prepare};
@@ -71,7 +71,6 @@ pub(crate) async fn resolve(
 pub(crate) async fn list(
     State(state): State<AppState>,
     publisher: PublisherCaller,
-    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let bad_token =
@@ -93,7 +92,7 @@ pub(crate) async fn list(
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.id.to_string());
         body["@nextLink"] = format!(
             "{}/api/saas/subscriptions/?continuationToken={token}&api-version={API_VERSION}",
-            base_url(&headers)
+            state.links_base()
         )
         .into();
     }
@@ -231,7 +230,6 @@ pub(crate) async fn activate(
 pub(crate) async fn update(
     State(state): State<AppState>,
     publisher: PublisherCaller,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<JsonBody<SubscriberPlan>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -264,7 +262,7 @@ pub(crate) async fn update(
     let id: SubscriptionId = serde_json::from_value(response.body["subscriptionId"].clone())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     info!(publisher_id = %publisher.id, subscription_id = %id, operation_id = %operation_id, "change requested");
-    Ok(accepted_operation(&headers, id, operation_id))
+    Ok(accepted_operation(&state, id, operation_id))
 }
 
 /// `DELETE /saas/subscriptions/{id}`: the publisher cancels the subscription; recorded at
@@ -272,7 +270,6 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     publisher: PublisherCaller,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let operation_id = Uuid::new_v4();
@@ -293,5 +290,5 @@ pub(crate) async fn delete(
     })
     .await?;
     info!(publisher_id = %publisher.id, subscription_id = %id, operation_id = %operation_id, "subscription deleted by publisher");
-    Ok(accepted_operation(&headers, id, operation_id))
+    Ok(accepted_operation(&state, id, operation_id))
 }
