@@ -19,7 +19,7 @@ mod state_cache;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use chain::{event_hash, GENESIS_HASH};
+pub use chain::{check_chains, event_hash, ChainBreak, ChainCheck, ChainLink, ChainReport, GENESIS_HASH};
 pub use error::LogError;
 pub use kafka::{
     create_topic_if_missing, decode_message, ensure_topic, idempotent_producer, resolve_committed, CloudEvent,
