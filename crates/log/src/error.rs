@@ -1,7 +1,8 @@
 //! Errors of the event log. The ingress maps them: `Conflict` → retry the decision,
 //! `DuplicateIdempotencyKey` → replay the stored answer, `Unavailable` and `Damaged` → 503 with
-//! `Retry-After`. `Damaged` also stops the service from starting on such a log.
+//! `Retry-After`. `Damaged` and `Tampered` also stop the service from starting on such a log.
 
+use crate::chain::ChainBreak;
 use fulfillment_core::{DecodeError, SubscriptionId};
 
 /// Why an append or a read failed.
@@ -31,6 +32,9 @@ pub enum LogError {
     /// not pass by itself: the embedded log stays unready from the first report on.
     #[error("event log storage is damaged: {0}")]
     Damaged(String),
+    /// A hash chain does not check out: an event was edited, replaced or removed in storage.
+    #[error("the hash chain of {0}")]
+    Tampered(ChainBreak),
     /// A stored event cannot be read back (corruption or a newer writer).
     #[error("stored event at position {position} is unreadable: {source}")]
     Unreadable {

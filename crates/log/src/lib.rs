@@ -13,10 +13,13 @@
 //!
 //! Every event is chained to the previous event of its subscription by a hash ([`event_hash`],
 //! checked by [`ChainCheck`]), so an edit in storage is evident. The embedded log does not open
-//! for writing on a file that SQLite's `quick_check` calls damaged ([`check_integrity`]), and
-//! it stops reporting ready once SQLite reports damage while running.
+//! for writing on a file that SQLite's `quick_check` calls damaged ([`check_integrity`]) or
+//! whose chains break after the last position a full `verify` vouched for
+//! ([`record_verified_position`]), and it stops reporting ready once SQLite reports damage
+//! while running.
 
 mod chain;
+mod checkpoint;
 mod error;
 mod integrity;
 mod kafka;
@@ -26,6 +29,7 @@ mod state_cache;
 mod test_fixtures;
 
 pub use chain::{check_chains, event_hash, ChainBreak, ChainCheck, ChainLink, ChainReport, GENESIS_HASH};
+pub use checkpoint::record_verified_position;
 pub use error::LogError;
 pub use integrity::{check_integrity, IntegrityCheck};
 pub use kafka::{

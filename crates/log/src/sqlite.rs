@@ -16,11 +16,13 @@
 //! the database file) beside the commits. sqlx still opens the file at start to run the
 //! migrations, so the schema has one history.
 //!
-//! Opening for writing checks the file first with SQLite's `quick_check`; a damaged log is
+//! Opening for writing checks the file first: SQLite's `quick_check`, then the hash chains
+//! after the last verified checkpoint (`crate::checkpoint`); a damaged or edited log is
 //! refused instead of served. A "malformed" error met later, on a commit or a read, is
 //! remembered (`crate::integrity::DamageWatch`) and keeps the log unready.
 
 use crate::chain::{event_hash, GENESIS_HASH};
+use crate::checkpoint::check_tail;
 use crate::integrity::{check_integrity, DamageWatch, IntegrityCheck};
 use crate::state_cache::{Lookup, StateCache};
 use crate::{fold_stream, AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent, StreamState};
@@ -208,8 +210,8 @@ fn open_reader(path: &Path) -> Result<rusqlite::Connection, LogError> {
     Ok(conn)
 }
 
-/// Runs a check of the file at `path` on the blocking pool (it reads the whole file, which
-/// takes long enough to keep it off the runtime's workers).
+/// Runs a check of the file at `path` on the blocking pool (it reads the whole file or the
+/// tail of the log, which takes long enough to keep it off the runtime's workers).
 async fn check_file<T: Send + 'static>(
     path: &Path,
     check: impl FnOnce(&Path) -> Result<T, LogError> + Send + 'static,
@@ -224,7 +226,8 @@ impl SqliteEventLog {
     /// Opens (creating and migrating when needed) the log at `path` and starts its writer.
     ///
     /// An existing file is checked first and refused when SQLite's `quick_check` reports damage
-    /// ([`LogError::Damaged`]).
+    /// ([`LogError::Damaged`]) or a hash chain breaks after the last verified checkpoint
+    /// ([`LogError::Tampered`]); without a checkpoint every chain is checked.
     pub async fn open(path: &Path, options: SqliteLogOptions) -> Result<Self, LogError> {
         if path.exists() {
             let started = Instant::now();
@@ -243,6 +246,24 @@ impl SqliteEventLog {
             migrator.close().await?;
             head as u64
         };
+        let started = Instant::now();
+        let tail = check_file(path, |path| check_tail(&open_reader(path)?)).await?;
+        info!(
+            log = %path.display(),
+            verified_through = tail.after,
+            events = tail.events,
+            head = head_position,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "hash chains after the last verified checkpoint are intact"
+        );
+        if tail.after > head_position {
+            warn!(
+                verified_through = tail.after,
+                head = head_position,
+                "the event log ends before the position a verify vouched for: events were removed, or the file \
+                 was restored from an older copy; run `fulfillment verify`"
+            );
+        }
         let writer = open_writer(path)?;
         let (head_tx, head_rx) = watch::channel(head_position);
         let (tx, rx) = mpsc::channel(options.queue_depth);
