@@ -185,6 +185,45 @@ mod tests {
         assert_eq!((link.subscription_id, link.position, link.stream_version), (b, 7, 2));
     }
 
+    fn hashes(path: &Path) -> Vec<(Option<String>, Option<String>)> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut statement = conn.prepare("SELECT previous_hash, hash FROM events ORDER BY position").unwrap();
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_log_from_before_the_chain_is_chained_but_removed_hashes_are_not_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.sqlite");
+        let (a, b) = (new_id(), new_id());
+        {
+            let log = SqliteEventLog::open(&path, SqliteLogOptions::default()).await.unwrap();
+            append(&log, a, 0, &[1, 2]).await;
+            append(&log, b, 0, &[1]).await;
+        }
+        let chained = hashes(&path);
+        let strip = |condition: &str| {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS events_no_update;
+                 UPDATE events SET previous_hash = NULL, hash = NULL WHERE {condition}"
+            ))
+            .unwrap();
+        };
+        // As written before the chain existed: no hash anywhere. Computed once, at open.
+        strip("1");
+        SqliteEventLog::open(&path, SqliteLogOptions::default()).await.unwrap();
+        assert_eq!(hashes(&path), chained);
+        // An event edited and its stream's hashes removed, to have them recomputed: refused.
+        edit(&path, 1);
+        strip(&format!("subscription_id = '{a}'"));
+        let Err(LogError::Tampered(link)) = SqliteEventLog::open(&path, SqliteLogOptions::default()).await else {
+            panic!("removed hashes were recomputed over an edited event");
+        };
+        assert_eq!((link.subscription_id, link.position), (a, 1));
+    }
+
     #[tokio::test]
     async fn the_last_verified_event_must_still_fit_the_tail() {
         let dir = tempfile::tempdir().unwrap();
