@@ -192,17 +192,20 @@ async fn damage_stream_order_index(log: &Path, flip: Flip) {
 }
 
 /// Starts `serve` expecting it to refuse: waits for it to exit (nothing may listen meanwhile)
-/// and returns its stderr.
+/// and returns its stderr. A service that does start is killed when the test fails.
 async fn refused_start(files: &ServiceFiles) -> String {
     let port = free_port();
-    let mut child = serve_with(port, &files.data, &files.config)
-        .env("FULFILLMENT_LOG_FORMAT", "text")
-        .env("RUST_LOG", "warn")
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = Server {
+        child: serve_with(port, &files.data, &files.config)
+            .env("FULFILLMENT_LOG_FORMAT", "text")
+            .env("RUST_LOG", "warn")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    };
+    let child = &mut server.child;
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
