@@ -7,15 +7,15 @@ use fulfillment::{peak_memory_mib, DataDirLock};
 use fulfillment_audit::export::{export_jsonl, ExportFilter};
 use fulfillment_audit::history::{render_table, timeline};
 use fulfillment_audit::replay::{rebuild, Until};
-use fulfillment_audit::verify::verify;
+use fulfillment_audit::verify as audit_verify;
 use fulfillment_audit::Progress;
 use fulfillment_core::SubscriptionId;
-use fulfillment_log::{EventLog, SqliteEventLog};
+use fulfillment_log::{check_integrity, record_verified_position, EventLog, IntegrityCheck, LogError, SqliteEventLog};
 use fulfillment_projector::SqliteReadModel;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Where the embedded stores live (shared by every audit command).
 #[derive(Debug, clap::Args)]
@@ -195,21 +195,86 @@ pub struct VerifyArgs {
     batch: usize,
 }
 
-/// `fulfillment verify`: exit 0 when the live read models equal a fresh replay and every hash
-/// chain is intact, exit 1 with a readable report otherwise.
-pub async fn verify_command(args: VerifyArgs) -> anyhow::Result<bool> {
-    let log = args.data.log().await?;
-    let live_path = args.data.live_read_model();
-    if !live_path.exists() {
-        bail!("no live read model at {}", live_path.display());
+/// The exit status of `verify`, for its `--help`.
+pub const VERIFY_EXIT_STATUS: &str = "\
+Exit status:
+  0  the read models equal a replay of the log, every hash chain is intact, and SQLite finds
+     both files intact (the verified position is then stored in the log: `serve` re-checks
+     the hash chains only after it at start)
+  1  the log and the read models disagree, or a hash chain is broken (an event was edited)
+  2  could not verify: a file is missing, SQLite's integrity_check reports damage, or the
+     storage cannot be read";
+
+/// What `verify` concluded, as its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Equal and intact (exit 0).
+    Intact = 0,
+    /// A difference or a broken chain (exit 1).
+    Different = 1,
+    /// Could not verify (exit 2).
+    Unverifiable = 2,
+}
+
+/// `fulfillment verify`, to its exit status ([`VERIFY_EXIT_STATUS`]); why it could not verify
+/// goes to stderr.
+pub async fn verify(args: VerifyArgs) -> Verdict {
+    match verify_command(args).await {
+        Ok(true) => Verdict::Intact,
+        Ok(false) => Verdict::Different,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr().lock(), "Error: {e:?}");
+            Verdict::Unverifiable
+        }
     }
+}
+
+/// Runs SQLite's full `integrity_check` on the file at `path` (`what`, for the message).
+fn check_storage(what: &str, path: &Path) -> anyhow::Result<()> {
+    match check_integrity(path, IntegrityCheck::Full) {
+        Ok(()) => Ok(()),
+        Err(LogError::Damaged(report)) => bail!("{what} is damaged: {report}; nothing was compared"),
+        Err(e) => Err(e).with_context(|| format!("checking {what} {}", path.display())),
+    }
+}
+
+/// `fulfillment verify`: `Ok(true)` when both files pass SQLite's integrity check, the live
+/// read models equal a fresh replay and every hash chain is intact (and then the verified
+/// position is stored in the log), `Ok(false)` with a readable report on stdout otherwise, an
+/// error when it could not verify.
+pub async fn verify_command(args: VerifyArgs) -> anyhow::Result<bool> {
+    let log_path = args.data.data_dir.join("events.sqlite");
+    let live_path = args.data.live_read_model();
+    for (what, path) in [("event log", &log_path), ("live read model", &live_path)] {
+        if !path.is_file() {
+            bail!("no {what} at {} (is --data-dir right?)", path.display());
+        }
+    }
+    let mut out = std::io::stdout();
+    check_storage("the event log", &log_path)?;
+    check_storage("the read models", &live_path)?;
+    writeln!(out, "storage: SQLite's integrity_check finds events.sqlite and read_model.sqlite intact")?;
+    let log = args.data.log().await?;
     let live = SqliteReadModel::open(&live_path).await?;
     let scratch_dir = tempfile::tempdir()?;
     let scratch = SqliteReadModel::create_new(&scratch_dir.path().join("scratch.sqlite")).await?;
     let mut progress = Reporter::new("verifying");
-    let report = verify(&log, &live, &scratch, args.batch, &mut progress).await?;
+    let report = audit_verify::verify(&log, &live, &scratch, args.batch, &mut progress).await?;
     progress.finish();
-    write!(std::io::stdout().lock(), "{}", report.render())?;
+    write!(out, "{}", report.render())?;
+    if report.ok() {
+        match record_verified_position(&log_path, report.chains_checked_through) {
+            Ok(()) => writeln!(
+                out,
+                "verified checkpoint: position {} (serve re-checks the hash chains after it at start)",
+                report.chains_checked_through
+            )?,
+            Err(e) => {
+                warn!(error = %e, "the verified checkpoint was not stored; serve will check the whole log at start");
+                writeln!(out, "verified checkpoint not stored: {e}")?;
+            }
+        }
+    }
     Ok(report.ok())
 }
 

@@ -71,6 +71,21 @@ pub enum StartError {
     /// The event log could not be opened.
     #[error("event log: {0}")]
     Log(#[from] LogError),
+    /// The event log is damaged (SQLite's `quick_check`) or was edited (a hash chain breaks
+    /// after the last verified checkpoint): serving it would answer from, and append to, a log
+    /// that cannot be trusted.
+    #[error(
+        "refusing to start on the event log {path}: {problem}. Run \
+         `fulfillment verify --data-dir {data_dir}` for a full report"
+    )]
+    UntrustedLog {
+        /// `events.sqlite`.
+        path: String,
+        /// The data directory, for the command to run.
+        data_dir: String,
+        /// What the check found.
+        problem: LogError,
+    },
     /// The read models could not be opened.
     #[error("read models: {0}")]
     ReadModels(#[from] ProjectorError),
@@ -344,8 +359,16 @@ impl Service {
             &read_model,
         ) {
             (EventLogBackend::Embedded(log_options), _) => {
+                let path = options.data_dir.join("events.sqlite");
                 let log: Arc<dyn EventLog> =
-                    Arc::new(SqliteEventLog::open(&options.data_dir.join("events.sqlite"), log_options.clone()).await?);
+                    Arc::new(SqliteEventLog::open(&path, log_options.clone()).await.map_err(|e| match e {
+                        LogError::Damaged(_) | LogError::Tampered(_) => StartError::UntrustedLog {
+                            path: path.display().to_string(),
+                            data_dir: options.data_dir.display().to_string(),
+                            problem: e,
+                        },
+                        other => StartError::Log(other),
+                    })?);
                 let projector =
                     run_projector(log.clone(), read_models.clone(), options.projector_batch, shutdown.child_token());
                 let visibility: Arc<dyn WriteVisibility> =

@@ -60,8 +60,10 @@ enum Command {
     /// Rebuild the read models from the first event into a new store (optionally up to a
     /// position or instant), and optionally swap it in for the live one.
     Replay(audit_commands::ReplayArgs),
-    /// Replay into a scratch store, compare with the live read models, check the hash chains.
-    /// Exit 0 when equal and intact, 1 otherwise.
+    /// Check both files with SQLite's integrity_check, replay into a scratch store, compare
+    /// with the live read models, check the hash chains; exit 0, 1 or 2 (`verify --help` says
+    /// when).
+    #[command(after_help = audit_commands::VERIFY_EXIT_STATUS)]
     Verify(audit_commands::VerifyArgs),
     /// One subscription's timeline from the log.
     History(audit_commands::HistoryArgs),
@@ -576,12 +578,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(args) => audit_commands::replay(args).await,
         Command::History(args) => audit_commands::history(args).await,
         Command::Export(args) => audit_commands::export(args).await,
-        Command::Verify(args) => {
-            if audit_commands::verify_command(args).await? {
-                Ok(())
-            } else {
-                std::process::exit(1)
-            }
-        }
+        Command::Verify(args) => std::process::exit(audit_commands::verify(args).await as i32),
     }
 }

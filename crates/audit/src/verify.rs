@@ -1,72 +1,18 @@
 //! Proving the read models are exactly what the log says, and that the log was not edited.
+//!
+//! The hash chains are checked by the log crate's [`check_chains`], the one implementation of
+//! the chain rules (the embedded log applies the same rules to its tail when it opens).
 
 use crate::replay::{rebuild, Until};
 use crate::{AuditError, Progress};
-use fulfillment_core::SubscriptionId;
-use fulfillment_log::{event_hash, EventLog, GENESIS_HASH};
+use fulfillment_log::EventLog;
+pub use fulfillment_log::{check_chains, ChainBreak};
 use fulfillment_projector::{Fingerprint, ReadModels};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Most differing subscriptions shown in detail.
 const MAX_DETAILED_DIFFS: usize = 20;
-/// Events read per page while checking chains.
-const CHAIN_PAGE: usize = 10_000;
-
-/// The first broken link of one subscription's hash chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainBreak {
-    /// Subscription.
-    pub subscription_id: SubscriptionId,
-    /// Log position of the first event that does not fit.
-    pub position: u64,
-    /// Its place in the subscription's stream.
-    pub stream_version: u64,
-    /// What does not fit.
-    pub reason: String,
-}
-
-/// Checks every subscription's hash chain; returns the first break of each broken chain.
-pub async fn check_chains(log: &dyn EventLog) -> Result<Vec<ChainBreak>, AuditError> {
-    // Per subscription: (last version, last hash), or None once broken.
-    let mut chains: HashMap<SubscriptionId, Option<(u64, String)>> = HashMap::new();
-    let mut breaks = Vec::new();
-    let mut position = 0;
-    loop {
-        let page = log.read_after(position, CHAIN_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        position = last.position;
-        for e in &page {
-            let id = e.envelope.subscription_id;
-            let entry = chains.entry(id).or_insert_with(|| Some((0, GENESIS_HASH.to_owned())));
-            let Some((version, previous)) = entry.as_ref() else { continue };
-            let reason = if e.stream_version != version + 1 {
-                Some(format!("stream version {} follows {version}: an event is missing", e.stream_version))
-            } else if e.previous_hash != *previous {
-                Some("previous_hash does not match the hash of the event before it (an earlier event was edited or replaced)".to_owned())
-            } else if event_hash(&e.previous_hash, &e.raw) != e.hash {
-                Some("the stored hash does not match the event's content (this event was edited)".to_owned())
-            } else {
-                None
-            };
-            match reason {
-                Some(reason) => {
-                    breaks.push(ChainBreak {
-                        subscription_id: id,
-                        position: e.position,
-                        stream_version: e.stream_version,
-                        reason,
-                    });
-                    *entry = None;
-                }
-                None => *entry = Some((e.stream_version, e.hash.clone())),
-            }
-        }
-    }
-    breaks.sort_by_key(|b| b.position);
-    Ok(breaks)
-}
 
 /// How one subscription differs between the live and the replayed models.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +32,9 @@ pub struct VerifyReport {
     pub replayed: Fingerprint,
     /// Broken hash chains.
     pub chain_breaks: Vec<ChainBreak>,
+    /// The last log position whose chain was checked: with an intact log, every event up to it
+    /// is vouched for (the embedded log's verified checkpoint).
+    pub chains_checked_through: u64,
     /// Tables whose checksums differ.
     pub table_mismatches: Vec<String>,
     /// Differing subscriptions, in detail (at most 20).
@@ -125,11 +74,7 @@ impl VerifyReport {
         } else {
             let _ = writeln!(out, "hash chains: {} BROKEN", self.chain_breaks.len());
             for b in &self.chain_breaks {
-                let _ = writeln!(
-                    out,
-                    "  subscription {} broken at position {} (stream version {}): {}",
-                    b.subscription_id, b.position, b.stream_version, b.reason
-                );
+                let _ = writeln!(out, "  {b}");
             }
         }
         for diff in &self.subscription_diffs {
@@ -191,7 +136,7 @@ pub async fn verify(
     rebuild(log, scratch, Until::Position(live_position), batch, progress).await?;
     let live_print = live.fingerprint().await?;
     let replayed = scratch.fingerprint().await?;
-    let chain_breaks = check_chains(log).await?;
+    let chains = check_chains(log).await?;
     let table_mismatches: Vec<String> = live_print
         .tables
         .iter()
@@ -216,7 +161,8 @@ pub async fn verify(
     let mut report = VerifyReport {
         live: live_print,
         replayed,
-        chain_breaks,
+        chain_breaks: chains.breaks,
+        chains_checked_through: chains.checked_through,
         table_mismatches,
         subscription_diffs,
         more_differences,

@@ -10,17 +10,28 @@
 //! a Kafka topic and its write-side bookkeeping in PostgreSQL. Every append carries, per subscription, the stream version it was decided against,
 //! so two writers racing on one subscription cannot both win (optimistic concurrency), and an
 //! optional idempotency record stored atomically with the events (invariant 2).
+//!
+//! Every event is chained to the previous event of its subscription by a hash ([`event_hash`],
+//! checked by [`ChainCheck`]), so an edit in storage is evident. The embedded log does not open
+//! for writing on a file that SQLite's `quick_check` calls damaged ([`check_integrity`]) or
+//! whose chains break after the last position a full `verify` vouched for
+//! ([`record_verified_position`]), and it stops reporting ready once SQLite reports damage
+//! while running.
 
 mod chain;
+mod checkpoint;
 mod error;
+mod integrity;
 mod kafka;
 mod sqlite;
 mod state_cache;
 #[cfg(test)]
 mod test_fixtures;
 
-pub use chain::{event_hash, GENESIS_HASH};
+pub use chain::{check_chains, event_hash, ChainBreak, ChainCheck, ChainLink, ChainReport, GENESIS_HASH};
+pub use checkpoint::record_verified_position;
 pub use error::LogError;
+pub use integrity::{check_integrity, IntegrityCheck};
 pub use kafka::{
     create_topic_if_missing, decode_message, ensure_topic, idempotent_producer, resolve_committed, CloudEvent,
     KafkaEventLog, KafkaLogOptions, TopicCreationError, HASH_HEADER, POSITION_HEADER, PREVIOUS_HASH_HEADER,

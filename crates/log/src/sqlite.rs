@@ -15,8 +15,15 @@
 //! global order goes to the blocking pool. A third thread checkpoints (copies the WAL back into
 //! the database file) beside the commits. sqlx still opens the file at start to run the
 //! migrations, so the schema has one history.
+//!
+//! Opening for writing checks the file first: SQLite's `quick_check`, then the hash chains
+//! after the last verified checkpoint (`crate::checkpoint`); a damaged or edited log is
+//! refused instead of served. A "malformed" error met later, on a commit or a read, is
+//! remembered (`crate::integrity::DamageWatch`) and keeps the log unready.
 
 use crate::chain::{event_hash, GENESIS_HASH};
+use crate::checkpoint::check_tail;
+use crate::integrity::{check_integrity, DamageWatch, IntegrityCheck};
 use crate::state_cache::{Lookup, StateCache};
 use crate::{fold_stream, AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent, StreamState};
 use async_trait::async_trait;
@@ -28,7 +35,7 @@ use sqlx::{Connection, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
@@ -75,6 +82,8 @@ struct Inner {
     /// Whether the writer's last commit failed (disk full, read-only file system): readiness
     /// turns false until a commit succeeds again, so an operator sees it before the clients do.
     last_commit_failed: Arc<AtomicBool>,
+    /// Damage reported by SQLite on any connection: readiness stays false once seen.
+    damage: Arc<DamageWatch>,
     /// The database file, for the occasional maintenance connection.
     path: PathBuf,
 }
@@ -121,7 +130,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// the writer or readers) whenever the head moved, until the log is dropped (the writer thread
 /// ends and with it the head's sender). A failed checkpoint is only logged, once until one
 /// succeeds again: the commits are durable in the WAL already, and the next round retries.
-fn run_checkpointer(path: PathBuf, mut head: watch::Receiver<u64>) {
+fn run_checkpointer(path: PathBuf, mut head: watch::Receiver<u64>, damage: Arc<DamageWatch>) {
     let mut conn: Option<rusqlite::Connection> = None;
     let mut failing = false;
     let mut checkpointed = *head.borrow_and_update();
@@ -142,6 +151,7 @@ fn run_checkpointer(path: PathBuf, mut head: watch::Receiver<u64>) {
             conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
             Ok(())
         })();
+        damage.note(&outcome);
         match outcome {
             Ok(()) => {
                 if failing {
@@ -168,11 +178,12 @@ struct ReadConnections {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
     keep: usize,
+    damage: Arc<DamageWatch>,
 }
 
 impl ReadConnections {
-    fn new(path: &Path, keep: usize) -> Self {
-        ReadConnections { path: path.to_owned(), idle: Mutex::new(Vec::new()), keep }
+    fn new(path: &Path, keep: usize, damage: Arc<DamageWatch>) -> Self {
+        ReadConnections { path: path.to_owned(), idle: Mutex::new(Vec::new()), keep, damage }
     }
 
     /// Runs `read` on an idle connection (or a new one). A connection whose read failed is
@@ -182,15 +193,13 @@ impl ReadConnections {
         let conn = match idle {
             Some(conn) => conn,
             None => {
-                let conn = rusqlite::Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                conn.busy_timeout(BUSY_TIMEOUT)?;
-                conn
+                let opened = open_reader(&self.path);
+                self.damage.note(&opened);
+                opened?
             }
         };
         let result = read(&conn);
+        self.damage.note(&result);
         if result.is_ok() {
             let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if idle.len() < self.keep {
@@ -201,9 +210,40 @@ impl ReadConnections {
     }
 }
 
+/// A read-only connection to the log.
+fn open_reader(path: &Path) -> Result<rusqlite::Connection, LogError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Runs a check of the file at `path` on the blocking pool (it reads the whole file or the
+/// tail of the log, which takes long enough to keep it off the runtime's workers).
+async fn check_file<T: Send + 'static>(
+    path: &Path,
+    check: impl FnOnce(&Path) -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || check(&path))
+        .await
+        .map_err(|e| LogError::Unavailable(format!("checking the event log: {e}")))?
+}
+
 impl SqliteEventLog {
     /// Opens (creating and migrating when needed) the log at `path` and starts its writer.
+    ///
+    /// An existing file is checked first and refused when SQLite's `quick_check` reports damage
+    /// ([`LogError::Damaged`]) or a hash chain breaks after the last verified checkpoint
+    /// ([`LogError::Tampered`]); without a checkpoint every chain is checked.
     pub async fn open(path: &Path, options: SqliteLogOptions) -> Result<Self, LogError> {
+        if path.exists() {
+            let started = Instant::now();
+            check_file(path, |path| check_integrity(path, IntegrityCheck::Quick)).await?;
+            info!(log = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "event log passed SQLite's quick_check");
+        }
         let head_position = {
             let mut migrator = SqliteConnection::connect_with(&connect_options(path)).await?;
             sqlx::migrate!("../../migrations/sqlite/log")
@@ -216,10 +256,29 @@ impl SqliteEventLog {
             migrator.close().await?;
             head as u64
         };
+        let started = Instant::now();
+        let tail = check_file(path, |path| check_tail(&open_reader(path)?)).await?;
+        info!(
+            log = %path.display(),
+            verified_through = tail.after,
+            events = tail.events,
+            head = head_position,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "hash chains after the last verified checkpoint are intact"
+        );
+        if tail.after > head_position {
+            warn!(
+                verified_through = tail.after,
+                head = head_position,
+                "the event log ends before the position a verify vouched for: events were removed, or the file \
+                 was restored from an older copy; run `fulfillment verify`"
+            );
+        }
         let writer = open_writer(path)?;
         let (head_tx, head_rx) = watch::channel(head_position);
         let (tx, rx) = mpsc::channel(options.queue_depth);
         let last_commit_failed = Arc::new(AtomicBool::new(false));
+        let damage = Arc::new(DamageWatch::default());
         let states = (options.state_cache > 0).then(|| Arc::new(StateCache::new(options.state_cache)));
         let thread = WriterThread {
             conn: Some(writer),
@@ -228,17 +287,18 @@ impl SqliteEventLog {
             head: head_tx,
             max_batch: options.max_batch,
             last_commit_failed: last_commit_failed.clone(),
+            damage: damage.clone(),
         };
         std::thread::Builder::new()
             .name("event-log-writer".into())
             .spawn(move || thread.run(rx))
             .map_err(|e| LogError::Unavailable(format!("starting the event log writer: {e}")))?;
-        let (checkpoint_path, checkpoint_head) = (path.to_owned(), head_rx.clone());
+        let (checkpoint_path, checkpoint_head, checkpoint_damage) = (path.to_owned(), head_rx.clone(), damage.clone());
         std::thread::Builder::new()
             .name("event-log-checkpoint".into())
-            .spawn(move || run_checkpointer(checkpoint_path, checkpoint_head))
+            .spawn(move || run_checkpointer(checkpoint_path, checkpoint_head, checkpoint_damage))
             .map_err(|e| LogError::Unavailable(format!("starting the event log checkpointer: {e}")))?;
-        let reads = ReadConnections::new(path, options.read_connections as usize);
+        let reads = ReadConnections::new(path, options.read_connections as usize, damage.clone());
         Ok(SqliteEventLog {
             inner: Arc::new(Inner {
                 writer: Some(tx),
@@ -246,6 +306,7 @@ impl SqliteEventLog {
                 states,
                 head: head_rx,
                 last_commit_failed,
+                damage,
                 path: path.to_owned(),
             }),
         })
@@ -257,7 +318,8 @@ impl SqliteEventLog {
         if !path.exists() {
             return Err(LogError::Unavailable(format!("no event log at {}", path.display())));
         }
-        let reads = ReadConnections::new(path, 2);
+        let damage = Arc::new(DamageWatch::default());
+        let reads = ReadConnections::new(path, 2, damage.clone());
         let head = reads.with(|conn| {
             Ok(conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get::<_, i64>(0))?)
         })?;
@@ -270,6 +332,7 @@ impl SqliteEventLog {
                 states: None,
                 head: head_rx,
                 last_commit_failed,
+                damage,
                 path: path.to_owned(),
             }),
         })
@@ -290,6 +353,7 @@ struct WriterThread {
     head: watch::Sender<u64>,
     max_batch: usize,
     last_commit_failed: Arc<AtomicBool>,
+    damage: Arc<DamageWatch>,
 }
 
 impl WriterThread {
@@ -314,6 +378,7 @@ impl WriterThread {
             None => match open_writer(&self.path) {
                 Ok(fresh) => self.conn.insert(fresh),
                 Err(e) => {
+                    self.damage.note_error(&e);
                     error!(error = %e, requests = count, "cannot reopen the event log for writing; nothing of this round was stored");
                     self.last_commit_failed.store(true, Ordering::Relaxed);
                     for request in round.drain(..) {
@@ -323,7 +388,7 @@ impl WriterThread {
                 }
             },
         };
-        let outcome = commit_round(conn, round, &self.head, self.states.as_deref());
+        let outcome = commit_round(conn, round, &self.head, self.states.as_deref(), &self.damage);
         self.last_commit_failed.store(outcome.is_err(), Ordering::Relaxed);
         match outcome {
             Ok(Some(last)) => debug!(requests = count, head = last, "group commit"),
@@ -338,13 +403,15 @@ impl WriterThread {
 }
 
 /// Commits one round. Each request's result is sent only after the commit (or its failure),
-/// and only after the new head and the cached states are published, so a caller that reads
-/// right after its answer sees its own events.
+/// and only after the new head and the cached states are published (or the damage noted), so a
+/// caller that reads (or asks for readiness) right after its answer sees its own events (or an
+/// unready log).
 fn commit_round(
     conn: &rusqlite::Connection,
     round: &mut Vec<AppendRequest>,
     head: &watch::Sender<u64>,
     states: Option<&StateCache>,
+    damage: &DamageWatch,
 ) -> Result<Option<u64>, LogError> {
     let mut outcomes: Vec<(oneshot::Sender<_>, Result<AppendReceipt, LogError>)> = Vec::with_capacity(round.len());
     let mut committed: Vec<AppendBatch> = Vec::with_capacity(round.len());
@@ -358,7 +425,7 @@ fn commit_round(
                     outcomes.push((request.reply, Ok(receipt)));
                     committed.push(request.batch);
                 }
-                Err(e @ (LogError::Unavailable(_) | LogError::Unreadable { .. })) => {
+                Err(e @ (LogError::Unavailable(_) | LogError::Damaged(_) | LogError::Unreadable { .. })) => {
                     // A storage failure fails the whole round; the caller of this request is
                     // told with everyone else below.
                     outcomes.push((request.reply, Err(LogError::Unavailable(e.to_string()))));
@@ -397,6 +464,7 @@ fn commit_round(
             Ok(last)
         }
         Err(e) => {
+            damage.note_error(&e);
             if let Some(states) = states {
                 states.clear();
             }
@@ -517,14 +585,20 @@ fn read_events(
     Ok(events)
 }
 
-/// Computes the hash chain of events written before it existed (once, at open).
+/// Computes the hash chain of a log written before the chain existed (migration 0003), once,
+/// at the first open after it. Such a log has no hash at all, and from then on every event has
+/// one. A log with some hashes missing had them removed, perhaps to have them recomputed over
+/// edited events: it is left alone, and the chain check at open refuses it. Asking whether any
+/// event has a hash stops at the first one, so this costs nothing on a chained log.
 async fn backfill_hash_chain(conn: &mut SqliteConnection) -> Result<(), LogError> {
-    let missing: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE hash IS NULL").fetch_one(&mut *conn).await?;
-    if missing == 0 {
+    let (any_event, any_hash): (bool, bool) =
+        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM events), EXISTS (SELECT 1 FROM events WHERE hash IS NOT NULL)")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !any_event || any_hash {
         return Ok(());
     }
-    warn!(events = missing, "computing the hash chain of events written before it existed");
+    warn!("computing the hash chain of events written before it existed");
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT position, subscription_id, envelope FROM events ORDER BY subscription_id, stream_version",
     )
@@ -649,6 +723,11 @@ impl EventLog for SqliteEventLog {
 
     async fn is_ready(&self) -> bool {
         if self.inner.writer.as_ref().is_none_or(|w| w.is_closed()) {
+            return false;
+        }
+        if let Some(damage) = self.inner.damage.seen() {
+            // Logged at ERROR when first seen; this only says why once more, quietly.
+            debug!(error = %damage, "event log not ready: its storage is damaged");
             return false;
         }
         if self.inner.last_commit_failed.load(Ordering::Relaxed) {
