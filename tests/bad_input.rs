@@ -246,7 +246,13 @@ async fn random_bad_input_never_gets_a_5xx_and_changes_nothing_valid() {
         .unwrap_or_else(|| rand::thread_rng().gen());
     let requests: usize =
         std::env::var("FULFILLMENT_BAD_INPUT_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_500);
-    let app = TestApp::spawn().await;
+    // Wrong credentials are thrown in by the hundred from one address; the failure limits
+    // (tests/auth_limits.rs) would bar it and answer the valid checks 429, so they are off here.
+    let app = TestApp::spawn_tuned(Tuning {
+        auth_failures: fulfillment_ingress::AuthFailureQuota { per_address_per_minute: 0, per_credential_per_minute: 0 },
+        ..Tuning::default()
+    })
+    .await;
     let (order, subscription) = app.purchase("customer-1", 5).await;
     let before = app.subscription("customer-1", &subscription).await.expect(200).body;
     let mut fuzzer = Fuzzer {
