@@ -27,6 +27,7 @@ mod partner_subscriptions;
 mod saas;
 pub mod signature;
 mod state;
+mod strict_json;
 mod views;
 mod webhooks;
 
