@@ -299,26 +299,29 @@ const LINEAR_KEYS: usize = 16;
 #[derive(Default)]
 struct SeenKeys<'de> {
     few: Vec<Cow<'de, str>>,
-    many: HashSet<Cow<'de, str>>,
+    /// Built only for objects past [`LINEAR_KEYS`] (a `HashSet` costs a random seed to create).
+    many: Option<HashSet<Cow<'de, str>>>,
 }
 
 impl<'de> SeenKeys<'de> {
     fn contains(&self, key: &str) -> bool {
-        if self.many.is_empty() {
-            self.few.iter().any(|k| k == key)
-        } else {
-            self.many.contains(key)
+        match &self.many {
+            None => self.few.iter().any(|k| k == key),
+            Some(many) => many.contains(key),
         }
     }
 
     fn insert(&mut self, key: Cow<'de, str>) {
-        if !self.many.is_empty() {
-            self.many.insert(key);
-        } else if self.few.len() < LINEAR_KEYS {
-            self.few.push(key);
-        } else {
-            self.many.extend(self.few.drain(..));
-            self.many.insert(key);
+        match &mut self.many {
+            Some(many) => {
+                many.insert(key);
+            }
+            None if self.few.len() < LINEAR_KEYS => self.few.push(key),
+            None => {
+                let mut many: HashSet<_> = self.few.drain(..).collect();
+                many.insert(key);
+                self.many = Some(many);
+            }
         }
     }
 }
