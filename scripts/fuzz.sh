@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs each cargo-fuzz target (crates/fuzz) for a bounded time: the webhook body parser, the
-# Standard Webhooks signature verifier and the SaaS API body parsers.
+# Standard Webhooks signature verifier, the SaaS API body parsers and every JSON body against
+# the strict-JSON rules (strict_body).
 #
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
 #
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(webhook_body signature saas_body); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(webhook_body signature saas_body strict_body); fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"

@@ -4,6 +4,7 @@
 
 mod audit_commands;
 mod bench;
+mod text_log;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fulfillment::{
@@ -398,11 +399,15 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or collector gets no escape sequences at all.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().flatten_event(true).init();
     } else {
-        builder.init();
+        builder.fmt_fields(text_log::TextFields).init();
     }
 }
 

@@ -249,7 +249,10 @@ async fn random_bad_input_never_gets_a_5xx_and_changes_nothing_valid() {
     // Wrong credentials are thrown in by the hundred from one address; the failure limits
     // (tests/auth_limits.rs) would bar it and answer the valid checks 429, so they are off here.
     let app = TestApp::spawn_tuned(Tuning {
-        auth_failures: fulfillment_ingress::AuthFailureQuota { per_address_per_minute: 0, per_credential_per_minute: 0 },
+        auth_failures: fulfillment_ingress::AuthFailureQuota {
+            per_address_per_minute: 0,
+            per_credential_per_minute: 0,
+        },
         ..Tuning::default()
     })
     .await;

@@ -204,6 +204,8 @@ async fn refused_start(files: &ServiceFiles) -> String {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
+        // Its standard error is read from the pipe, not from a file.
+        log: std::path::PathBuf::new(),
     };
     let child = &mut server.child;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -270,7 +272,7 @@ async fn damage_met_while_running_turns_readyz_unready_for_good() {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_file).unwrap());
-    let _server = Server { child: command.spawn().unwrap() };
+    let _server = Server { child: command.spawn().unwrap(), log: log_file.clone() };
     let ready = || async { reqwest::get(format!("{base}/readyz")).await.map(|r| r.status().as_u16()).unwrap_or(0) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while ready().await != 200 {

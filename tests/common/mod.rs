@@ -238,6 +238,24 @@ impl TestApp {
         self.service = Some(service);
     }
 
+    /// The typed helpers for a service started elsewhere (the binary as a process) at `base`;
+    /// the clock is the wall clock now, near enough to the process's for signed webhooks.
+    pub fn at(base: &str) -> TestApp {
+        TestApp {
+            base: base.to_owned(),
+            roles: Roles::BOTH,
+            event_log: EventLogBackend::default(),
+            read_models: ReadModelBackend::Embedded,
+            billing_relay: None,
+            clock: Arc::new(ManualClock::new(Utc::now())),
+            data_dir: PathBuf::new(),
+            http: reqwest::Client::new(),
+            tuning: Tuning::default(),
+            service: None,
+            _dir: None,
+        }
+    }
+
     /// Stops the service (gracefully) and starts a new one over the same data directory.
     pub async fn restart(&mut self) {
         self.service.take().expect("running").stop().await;

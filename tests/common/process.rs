@@ -8,6 +8,8 @@ use std::time::Duration;
 /// A running `fulfillment serve`; dropping it kills the process (SIGKILL) and reaps it.
 pub struct Server {
     pub child: Child,
+    /// Where its standard error (its log) goes.
+    pub log: PathBuf,
 }
 
 impl Drop for Server {
@@ -51,20 +53,24 @@ pub fn serve_args(port: u16, data: &Path, config: &Path) -> Vec<String> {
 }
 
 /// Spawns `command` (which starts the service on `port`) and waits until `/readyz` answers
-/// 2xx; panics after 10 s.
+/// 2xx; panics after 10 s. Logs are JSON at `warn` (the projector's at `info`) unless `command`
+/// sets `FULFILLMENT_LOG_FORMAT` or `RUST_LOG` itself.
 pub async fn serve_command(mut command: Command, port: u16) -> Server {
     // Each process's log stays in target/tmp for a look after a failure.
     let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("processes");
     std::fs::create_dir_all(&logs).unwrap();
     let log = logs.join(format!("serve-{port}-{}.log", chrono::Utc::now().format("%H%M%S%.3f")));
+    for (name, default) in [("FULFILLMENT_LOG_FORMAT", "json"), ("RUST_LOG", "warn,fulfillment_projector=info")] {
+        if !command.get_envs().any(|(set, _)| set == name) {
+            command.env(name, default);
+        }
+    }
     let child = command
-        .env("FULFILLMENT_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn,fulfillment_projector=info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .expect("binary starts");
-    let server = Server { child };
+    let server = Server { child, log };
     for _ in 0..400 {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
             if r.status().is_success() {

@@ -254,11 +254,20 @@ fn credentials(
         .collect()
 }
 
+/// Longest id the configuration may give a partner, publisher, offer, plan or billing consumer.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Whether `id` has the shape of a configured id: 1 to [`MAX_ID_LEN`] letters, digits, '-', '_'
+/// or '.'. An id from a request path without it can name nothing we know, and is never logged
+/// whole (see [`crate::log_safe`]).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 fn check_id(kind: &str, id: &str, seen: &mut HashSet<String>) -> Result<(), DirectoryError> {
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
+    if !is_valid_id(id) {
         return Err(DirectoryError(format!(
             "{kind} id {id:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
         )));
@@ -411,8 +420,11 @@ impl Directory {
         found
     }
 
-    /// A publisher by id.
+    /// A publisher by id (an id of any other shape than [`is_valid_id`]'s names none).
     pub fn publisher(&self, id: &str) -> Option<&Publisher> {
+        if !is_valid_id(id) {
+            return None;
+        }
         self.publishers.get(id)
     }
 
@@ -461,6 +473,17 @@ mod tests {
         assert_eq!(d.publisher_by_token("pt_test_contoso_0000001").unwrap().id, "contoso");
         assert_eq!(d.offer("contoso-crm").unwrap().plan("standard").unwrap().max_quantity, 500);
         assert_eq!(d.policy, Policy::default());
+    }
+
+    #[test]
+    fn ids_of_another_shape_name_no_publisher() {
+        assert!(is_valid_id("contoso") && is_valid_id("a.b-c_D9") && is_valid_id(&"x".repeat(MAX_ID_LEN)));
+        for id in ["", "x\n2026", "x\u{1b}[31m", "caf\u{e9}", "a b", "a/b", &"x".repeat(MAX_ID_LEN + 1)] {
+            assert!(!is_valid_id(id), "{id:?}");
+        }
+        let d = Directory::from_toml(VALID).unwrap();
+        assert!(d.publisher("contoso").is_some());
+        assert!(d.publisher("contoso\n").is_none());
     }
 
     #[test]

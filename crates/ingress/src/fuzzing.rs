@@ -3,18 +3,26 @@
 //! they saved (`tests/fuzz_regressions.rs`): fuzzing the code a handler really runs, not a copy.
 //!
 //! Each entry point panics when an invariant breaks, which is what a fuzzer reports as a crash:
-//! a parser may refuse input only with a 4xx problem+json (invariant 6), and a signature must
-//! verify exactly when it was made with the secret over the same id, timestamp and body.
+//! a parser may refuse input only with a 4xx problem+json (invariant 6); a body a parser accepts
+//! is strict JSON (UTF-8, an object wherever the contract has one, no key twice in any object;
+//! checked here by plain serde_json, independently of [`crate::strict_json`]); and a signature
+//! must verify exactly when it was made with the secret over the same id, timestamp and body.
 
 use crate::body::parse_json;
 use crate::directory::WebhookSecret;
 use crate::error::ApiError;
+use crate::partner_orders::OrderRequest;
+use crate::partner_subscriptions::SubscriptionPatch;
 use crate::saas::{operations, subscriptions};
 use crate::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
 use crate::webhooks;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use chrono::DateTime;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fmt;
 
 /// Checks that a refusal is a client error in problem+json, as every handler's would be.
 fn assert_client_error<T>(result: Result<T, ApiError>) {
@@ -30,18 +38,127 @@ fn assert_client_error<T>(result: Result<T, ApiError>) {
     }
 }
 
+/// Checks what every accepted body must be, with plain serde_json and none of our parsing: UTF-8,
+/// one JSON value and nothing after it, an object at the top, and no key twice in any object.
+/// Returns the body as a `Value` for the caller's own checks of nested objects.
+fn assert_strict_json(raw: &[u8]) -> Value {
+    let text = std::str::from_utf8(raw).expect("an accepted body is UTF-8");
+    if let Err(e) = serde_json::from_str::<UniqueKeys>(text) {
+        panic!("an accepted body has a key twice or is not JSON: {e}");
+    }
+    let value: Value = serde_json::from_str(text).expect("an accepted body is one JSON value");
+    assert!(value.is_object(), "an accepted body is not an object: {value}");
+    value
+}
+
+/// Any JSON value, refused if an object in it holds a key twice (the oracle for
+/// [`assert_strict_json`]: a plain visitor over serde_json, no wrapper).
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeys)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut keys = BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !keys.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("key {key:?} twice")));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+}
+
 /// The body of `POST /webhooks/publishers/{id}` after its signature matched.
 pub fn webhook_body(raw: &[u8]) {
-    assert_client_error(webhooks::parse_webhook(raw));
+    let parsed = webhooks::parse_webhook(raw);
+    if parsed.is_ok() {
+        let value = assert_strict_json(raw);
+        assert!(value["data"].is_object(), "a webhook was accepted with data that is not an object: {value}");
+    }
+    assert_client_error(parsed);
 }
 
 /// The same input as each SaaS Fulfillment API v2 request body: `POST
 /// /api/saas/subscriptions/{id}/activate`, `PATCH /api/saas/subscriptions/{id}` and `PATCH
 /// /api/saas/subscriptions/{id}/operations/{operationId}`.
 pub fn saas_bodies(raw: &[u8]) {
-    assert_client_error(subscriptions::activation(parse_json(raw)));
-    assert_client_error(subscriptions::requested_change(parse_json(raw)));
-    assert_client_error(operations::operation_outcome(parse_json(raw)));
+    let activation = subscriptions::activation(parse_json(raw));
+    let change = subscriptions::requested_change(parse_json(raw));
+    let outcome = operations::operation_outcome(parse_json(raw));
+    if activation.is_ok() || change.is_ok() || outcome.is_ok() {
+        assert_strict_json(raw);
+    }
+    assert_client_error(activation);
+    assert_client_error(change);
+    assert_client_error(outcome);
+}
+
+/// The same input as every JSON request body, parsed as each contract reads it: webhooks, the
+/// SaaS API bodies, partner orders and subscription patches. Whatever the bytes, parsing never
+/// panics and refuses only with a 4xx problem+json; whatever is accepted is strict JSON, with
+/// an object wherever that contract has one.
+pub fn strict_bodies(raw: &[u8]) {
+    webhook_body(raw);
+    saas_bodies(raw);
+    let order = parse_json::<OrderRequest>(raw);
+    if order.is_ok() {
+        let value = assert_strict_json(raw);
+        let items = value["lineItems"].as_array().expect("an accepted order has an array of line items");
+        assert!(items.iter().all(Value::is_object), "an order was accepted with a line item that is not an object");
+    }
+    assert_client_error(order);
+    let patch = parse_json::<SubscriptionPatch>(raw);
+    if patch.is_ok() {
+        assert_strict_json(raw);
+    }
+    assert_client_error(patch);
+    // Whatever a contract ignores is read and checked too.
+    let ignored = parse_json::<IgnoredAny>(raw);
+    if ignored.is_ok() {
+        let text = std::str::from_utf8(raw).expect("an accepted body is UTF-8");
+        serde_json::from_str::<UniqueKeys>(text).expect("an accepted body has no key twice");
+    }
 }
 
 /// One Standard Webhooks verification with fuzzer-chosen parts.

@@ -30,12 +30,14 @@ pub mod fuzzing;
 mod health;
 pub mod idempotency;
 pub mod listener;
+pub mod log_safe;
 mod partner_orders;
 mod partner_subscriptions;
 pub mod request_limits;
 mod saas;
 pub mod signature;
 mod state;
+mod strict_json;
 mod views;
 mod webhooks;
 
@@ -108,6 +110,20 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
+/// The span of one request, at DEBUG and with the target of tower-http's default one (so the same
+/// filters show it), whose `uri` (the caller's, up to the whole request target) goes through
+/// [`log_safe::log_safe`].
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    tracing::debug_span!(
+        target: "tower_http::trace::make_span",
+        "request",
+        method = %request.method(),
+        uri = %log_safe::log_safe(target),
+        version = ?request.version(),
+    )
+}
+
 /// Builds the whole HTTP API.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -136,6 +152,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.bodies.clone(), request_limits::limit_bodies))
         .layer(axum::middleware::map_response(ensure_problem_json))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -41,6 +41,11 @@ fn saas_body_inputs() {
 }
 
 #[test]
+fn strict_body_inputs() {
+    replay("strict_body", fuzzing::strict_bodies);
+}
+
+#[test]
 fn signature_inputs() {
     replay("signature", fuzzing::signature);
 }

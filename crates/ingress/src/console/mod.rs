@@ -21,6 +21,7 @@ use crate::auth::{self, PartnerCaller};
 use crate::auth_failures::Attempt;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
+use crate::log_safe::log_safe;
 use crate::partner_orders::{check_customer_id, owned_order, place_order, LineItemRequest, OrderRequest};
 use crate::partner_subscriptions::{change_subscription, timeline, SubscriptionPatch};
 use crate::state::AppState;
@@ -250,7 +251,7 @@ fn read_failure(nav: &Nav<'_>, error: ApiError, what: &str) -> Response {
 }
 
 fn bad_form(nav: Option<&Nav<'_>>, rejection: FormRejection) -> Response {
-    info!(rejection = %rejection.body_text(), "console form unreadable");
+    info!(rejection = %log_safe(&rejection.body_text()), "console form unreadable");
     page(
         StatusCode::BAD_REQUEST,
         pages::error(

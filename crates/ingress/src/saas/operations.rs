@@ -63,8 +63,12 @@ pub(crate) fn operation_outcome(body: Result<UpdateOperation, ApiError>) -> Resu
     let body = match body {
         Ok(b) => b,
         Err(ApiError::Invalid(errors)) => {
-            let message = errors.into_iter().next().map(|e| e.message).unwrap_or_default();
-            return Err(ApiError::BadRequest { field: "status".into(), message });
+            let (field, message) = errors
+                .into_iter()
+                .next()
+                .map(|e| (e.field, e.message))
+                .unwrap_or_else(|| ("status".into(), String::new()));
+            return Err(ApiError::BadRequest { field, message });
         }
         Err(other) => return Err(other),
     };
