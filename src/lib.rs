@@ -199,7 +199,8 @@ pub struct ServiceOptions {
     pub body_limits: BodyLimits,
     /// Failed authentication attempts allowed per address and per credential.
     pub auth_failures: AuthFailureQuota,
-    /// Base of the absolute links the SaaS API hands out; `None`: relative links.
+    /// Base of the absolute links the SaaS API hands out; `None`: `http://<listen address>`
+    /// when that is a concrete address, else relative links.
     pub public_url: Option<String>,
     /// How long idempotency records are kept (ingress).
     pub idempotency_retention: IdempotencyRetention,
@@ -284,6 +285,14 @@ impl ReadModelStore {
             ReadModelStore::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// The URL a service listening on `addr` is reached by, when the address says it: a concrete
+/// address (`127.0.0.1:8080`), not an unspecified one (`0.0.0.0:8080`, which any host name may
+/// reach). The SaaS API's links are absolute URIs in its contract; without a configured public
+/// URL this is their base, and never the request's `Host`.
+pub fn listen_url(addr: SocketAddr) -> Option<String> {
+    (!addr.ip().is_unspecified()).then(|| format!("http://{addr}"))
 }
 
 /// A running service.
@@ -431,6 +440,10 @@ impl Service {
             components.push(("billingRelay", relay.healthy.clone()));
         }
         let health = HealthChecks { components };
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: options.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: options.listen, source })?;
         let mut maintenance = None;
         let app = match ingress {
             Some((log, visibility)) => {
@@ -449,15 +462,11 @@ impl Service {
                     health,
                     bodies: options.body_limits,
                     auth_failures: AuthFailures::new(options.auth_failures),
-                    public_url: options.public_url,
+                    public_url: options.public_url.or_else(|| listen_url(addr)),
                 })
             }
             None => health_router(health),
         };
-        let listener = tokio::net::TcpListener::bind(options.listen)
-            .await
-            .map_err(|source| StartError::Listen { addr: options.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: options.listen, source })?;
         let server =
             tokio::spawn(fulfillment_ingress::serve(listener, app, options.connection_limits, shutdown.clone()));
         let read_models_backend = match &options.read_models {

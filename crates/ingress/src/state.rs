@@ -65,13 +65,14 @@ pub struct AppState {
     /// Failed authentication attempts, per address and per credential.
     pub auth_failures: crate::auth_failures::AuthFailures,
     /// The base of the absolute links the SaaS API hands out (`Operation-Location`,
-    /// `@nextLink`), without a trailing slash; `None`: links are relative. Never taken from
-    /// the request's `Host`, which the caller chooses.
+    /// `@nextLink`), without a trailing slash: the configured public URL, else the concrete
+    /// listen address; `None`: links are relative. Never taken from the request's `Host`,
+    /// which the caller chooses.
     pub public_url: Option<String>,
 }
 
 impl AppState {
-    /// What links start with: the configured public URL, or nothing (relative links).
+    /// What links start with: the public URL, or nothing (relative links).
     pub fn links_base(&self) -> &str {
         self.public_url.as_deref().unwrap_or("")
     }
