@@ -128,10 +128,10 @@ impl LimitedBody {
         if needed > MAX_BODY_BYTES {
             return Err(BodyLimitError::TooLarge);
         }
-        if needed <= self.reserved {
+        let target = self.declared.unwrap_or(0).max(needed).min(MAX_BODY_BYTES);
+        if target <= self.reserved {
             return Ok(());
         }
-        let target = self.declared.unwrap_or(0).max(needed).min(MAX_BODY_BYTES);
         let more = u32::try_from(target - self.reserved).map_err(|_| BodyLimitError::TooLarge)?;
         let permit = self.limits.memory.clone().try_acquire_many_owned(more).map_err(|_| BodyLimitError::Busy)?;
         let mut taken = self.taken.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -247,9 +247,9 @@ mod tests {
         let limits = BodyLimits::new(MAX_BODY_BYTES, Duration::from_secs(5));
         let (sender, body) = channel_body();
         let first = tokio::spawn(app(limits.clone()).oneshot(post_body("/", body, Some(MAX_BODY_BYTES))));
-        sender.send(Bytes::from_static(b"partial")).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(limits.available_bytes(), 0, "the declared length is taken at the first read");
+        assert_eq!(limits.available_bytes(), 0, "the declared length is taken before the first byte is read");
+        sender.send(Bytes::from_static(b"partial")).await.unwrap();
         // A second body finds the budget spent: 503, without waiting.
         let second = app(limits.clone()).oneshot(post_body("/", Body::from("{}"), Some(2))).await.unwrap();
         assert_eq!(second.status(), 503);
