@@ -219,6 +219,13 @@ impl ApiArgs {
         BodyLimits::new(self.max_body_memory_mib as usize * 1024 * 1024, Duration::from_secs(self.body_read_timeout))
     }
 
+    fn idempotency_retention(&self) -> IdempotencyRetention {
+        IdempotencyRetention {
+            keep: Duration::from_secs(self.idempotency_retention_hours * 3600),
+            ..IdempotencyRetention::default()
+        }
+    }
+
     fn auth_failures(&self) -> AuthFailureQuota {
         AuthFailureQuota {
             per_address_per_minute: self.auth_failures_per_address,
@@ -460,10 +467,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         body_limits: args.api.body_limits(),
         auth_failures: args.api.auth_failures(),
         public_url: args.api.public_url.clone(),
-        idempotency_retention: IdempotencyRetention {
-            keep: Duration::from_secs(args.api.idempotency_retention_hours * 3600),
-            ..IdempotencyRetention::default()
-        },
+        idempotency_retention: args.api.idempotency_retention(),
     })
     .await
 }
@@ -488,10 +492,7 @@ async fn ingress(args: IngressArgs) -> anyhow::Result<()> {
         body_limits: args.api.body_limits(),
         auth_failures: args.api.auth_failures(),
         public_url: args.api.public_url.clone(),
-        idempotency_retention: IdempotencyRetention {
-            keep: Duration::from_secs(args.api.idempotency_retention_hours * 3600),
-            ..IdempotencyRetention::default()
-        },
+        idempotency_retention: args.api.idempotency_retention(),
     })
     .await
 }

@@ -16,8 +16,7 @@
 mod common;
 
 use common::process::{free_port, serve_command, serve_with, service_files, Server, ServiceFiles};
-use common::{line_item, sign, CONTOSO_SECRET, PARTNER_1_KEY};
-use serde_json::json;
+use common::{TestApp, PARTNER_1_KEY};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,36 +105,6 @@ async fn ready(port: u16) -> bool {
     matches!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await, Ok(r) if r.status().is_success())
 }
 
-/// A partner buys a subscription; returns its id.
-async fn purchase(base: &str) -> String {
-    let order: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/customers/cust-slow/orders"))
-        .bearer_auth(PARTNER_1_KEY)
-        .json(&json!({"lineItems": [line_item(5)]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    order["lineItems"][0]["subscriptionId"].as_str().expect("an order").to_owned()
-}
-
-/// Sends a correctly signed `licenses.assigned` webhook for `sub` on a new connection.
-async fn send_signed_webhook(base: &str, sub: &str, id: &str) -> reqwest::Result<reqwest::Response> {
-    let body = json!({"type": "licenses.assigned", "subscriptionId": sub, "data": {"assignedCount": 5}}).to_string();
-    let ts = chrono::Utc::now().timestamp();
-    reqwest::Client::new()
-        .post(format!("{base}/webhooks/publishers/contoso"))
-        .header("webhook-id", id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", sign(CONTOSO_SECRET, id, ts, body.as_bytes()))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-}
-
 /// The head of a 1 MiB webhook, with or without well-formed signature headers.
 fn webhook_head(with_signature_headers: bool, i: usize) -> String {
     let signature = if with_signature_headers {
@@ -185,10 +154,9 @@ async fn a_thousand_slow_one_mebibyte_webhooks_do_not_pin_memory() {
             assert!(fell * 2 >= rise, "RSS fell by only {fell} of {rise} MiB after the sockets closed (+{left} MiB)");
         }
     }
-    let base = format!("http://127.0.0.1:{port}");
-    let sub = purchase(&base).await;
-    let accepted = send_signed_webhook(&base, &sub, "after-the-attack").await.unwrap();
-    assert_eq!(accepted.status(), 200, "a real webhook is still accepted");
+    let app = TestApp::at(&format!("http://127.0.0.1:{port}"));
+    let (_, sub) = app.purchase("cust-slow", 5).await;
+    app.licenses_assigned("after-the-attack", &sub, 5).await.expect(200);
 }
 
 /// `fulfillment serve` under an open-file limit of 1,024 (soft and hard: `ulimit -n` in the
@@ -217,7 +185,7 @@ async fn held_connections_do_not_lock_others_out_under_a_low_open_file_limit() {
         "the service runs with 1,024 files: {limits}"
     );
     let base = format!("http://127.0.0.1:{port}");
-    let sub = purchase(&base).await;
+    let (_, sub) = TestApp::at(&base).purchase("cust-slow", 5).await;
 
     let half_sent = |_| "POST /webhooks/publishers/contoso HTTP/1.1\r\nhost: 127.0.0.1\r\n".to_owned();
     let attack = Attack::start(port, 1100, half_sent, b"").await;
@@ -234,14 +202,15 @@ async fn held_connections_do_not_lock_others_out_under_a_low_open_file_limit() {
     let health_took = started.elapsed();
 
     let started = Instant::now();
+    // A client of its own, so the webhook opens a new connection as the health check did.
+    let publisher = TestApp::at(&base);
     let webhook = tokio::time::timeout(
         header_read_timeout + Duration::from_secs(1),
-        send_signed_webhook(&base, &sub, "during-the-attack"),
+        publisher.licenses_assigned("during-the-attack", &sub, 5),
     )
     .await
-    .expect("the webhook answered within the header-read timeout plus one second")
-    .unwrap();
-    assert_eq!(webhook.status(), 200);
+    .expect("the webhook answered within the header-read timeout plus one second");
+    webhook.expect(200);
     eprintln!("under 1,100 held connections: /healthz in {health_took:?}, webhook in {:?}", started.elapsed());
     attack.end().await;
 }
