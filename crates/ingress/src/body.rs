@@ -15,8 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
-/// Largest request body accepted (1 MiB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use crate::request_limits::MAX_BODY_BYTES;
 
 /// The raw body, for signature checks and fingerprints.
 pub struct RawBody(pub Bytes);

@@ -13,7 +13,6 @@
 //! reading its body (an unsigned webhook) spends nothing and waits for nothing: the body is
 //! never read, and hyper closes the connection after the answer.
 
-use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -28,6 +27,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
+
+/// Largest request body accepted (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Why reading a body stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
