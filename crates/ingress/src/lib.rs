@@ -22,7 +22,6 @@ mod billing_feed;
 pub mod body;
 mod body_buffer;
 pub mod clock;
-mod commands;
 mod console;
 pub mod directory;
 pub mod error;
@@ -40,6 +39,7 @@ mod state;
 mod strict_json;
 mod views;
 mod webhooks;
+mod write_model;
 
 pub use auth_failures::{AuthFailureQuota, AuthFailures};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -5,11 +5,11 @@
 
 use crate::auth::PartnerCaller;
 use crate::body::JsonBody;
-use crate::commands::envelopes;
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::state::AppState;
 use crate::views::activation_link;
+use crate::write_model::envelopes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;

@@ -5,12 +5,12 @@
 
 use crate::auth::PartnerCaller;
 use crate::body::JsonBody;
-use crate::commands::{envelopes, load, parse_subscription_id, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::partner_orders::check_customer_id;
 use crate::state::AppState;
 use crate::views::{etag, subscription_view};
+use crate::write_model::{envelopes, load, parse_subscription_id, prepare};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};

@@ -10,12 +10,12 @@
 use crate::auth;
 use crate::auth_failures::Attempt;
 use crate::body::{parse_json, parse_value, RawBody};
-use crate::commands::{envelopes, load, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::log_safe::log_safe;
 use crate::signature;
 use crate::state::AppState;
+use crate::write_model::{envelopes, load, prepare};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;

@@ -3,10 +3,10 @@
 use super::{current, load_owned, rejection, views};
 use crate::auth::PublisherCaller;
 use crate::body::JsonBody;
-use crate::commands::{envelopes, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, StoredResponse};
 use crate::state::AppState;
+use crate::write_model::{envelopes, prepare};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -4,10 +4,10 @@
 use super::{accepted_operation, current, lenient_quantity, load_owned, rejection, views, API_VERSION};
 use crate::auth::PublisherCaller;
 use crate::body::JsonBody;
-use crate::commands::{envelopes, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, StoredResponse};
 use crate::state::AppState;
+use crate::write_model::{envelopes, prepare};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
