@@ -11,8 +11,8 @@
 use crate::body::parse_json;
 use crate::directory::WebhookSecret;
 use crate::error::ApiError;
-use crate::partner_orders::OrderRequest;
-use crate::partner_subscriptions::SubscriptionPatch;
+use crate::partner::orders::OrderRequest;
+use crate::partner::subscriptions::SubscriptionPatch;
 use crate::saas::{operations, subscriptions};
 use crate::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
 use crate::webhooks;

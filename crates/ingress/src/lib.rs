@@ -30,14 +30,12 @@ mod health;
 pub mod idempotency;
 pub mod listener;
 pub mod log_safe;
-mod partner_orders;
-mod partner_subscriptions;
+mod partner;
 pub mod request_limits;
 mod saas;
 pub mod signature;
 mod state;
 mod strict_json;
-mod views;
 mod webhooks;
 mod write_model;
 
@@ -129,18 +127,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/v1/customers/{customer_id}/orders", post(partner_orders::create_order))
-        .route("/v1/customers/{customer_id}/orders/{order_id}", get(partner_orders::get_order))
+        .route("/v1/customers/{customer_id}/orders", post(partner::orders::create_order))
+        .route("/v1/customers/{customer_id}/orders/{order_id}", get(partner::orders::get_order))
         .route(
             "/v1/customers/{customer_id}/orders/{order_id}/lineitems/{line_item}/activationlinks",
-            get(partner_orders::line_item_activation_links),
+            get(partner::orders::line_item_activation_links),
         )
-        .route("/v1/customers/{customer_id}/subscriptions", get(partner_subscriptions::list))
+        .route("/v1/customers/{customer_id}/subscriptions", get(partner::subscriptions::list))
         .route(
             "/v1/customers/{customer_id}/subscriptions/{id}",
-            get(partner_subscriptions::get).patch(partner_subscriptions::patch),
+            get(partner::subscriptions::get).patch(partner::subscriptions::patch),
         )
-        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", get(partner_subscriptions::events))
+        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", get(partner::subscriptions::events))
         .route("/v1/billing/events", get(billing_feed::list))
         .route("/webhooks/publishers/{publisher_id}", post(webhooks::receive))
         .nest("/api", saas::router())

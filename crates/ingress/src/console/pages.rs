@@ -5,7 +5,7 @@
 //! tables have header cells, and nothing needs JavaScript or a mouse.
 
 use super::forms::FieldErrors;
-use crate::partner_subscriptions::{Outcome, TimelineEntry};
+use crate::partner::subscriptions::{Outcome, TimelineEntry};
 use chrono::{DateTime, Utc};
 use fulfillment_core::{Event, OperationOutcome, Plan, SourceKind, Status, Subscription};
 use fulfillment_projector::CustomerSummary;
@@ -486,7 +486,7 @@ fn change_form(base: &str, action: &str, tokens: &FormTokens<'_>, etag: &str, co
 pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &SubscriptionPage<'_>) -> Markup {
     let s = page.row.subscription;
     let base = format!("/console/customers/{}/subscriptions/{}", page.customer_id, s.id);
-    let etag = crate::views::etag(s);
+    let etag = crate::partner::views::etag(s);
     let errors = page.errors;
     let kept = |field: &str, current: String| match page.submitted {
         Some((f, v)) if f == field => v.to_owned(),

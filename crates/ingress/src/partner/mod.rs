@@ -1,0 +1,17 @@
+//! The partner API under `/v1/customers/{customerId}/...`, the one a CSP partner (a reseller, in
+//! Partner Center's terms) calls with a bearer API key: buying subscriptions for its customers
+//! ([`orders`]), and listing, reading, changing and cancelling them, with each one's history
+//! ([`subscriptions`]), in Partner Center's field names ([`views`]).
+//!
+//! In: requests authenticated as a [`crate::auth::PartnerCaller`]. Out: events
+//! appended to the log through [`crate::idempotency::write`] (purchases, changes) and answers
+//! read from the read models or, where a read must be exact, from the log. A partner sees only
+//! what it bought, and only under the customer it bought it for: anything else is 404.
+//!
+//! The console ([`crate::console`]) writes through the same two functions,
+//! [`orders::place_order`] and [`subscriptions::change_subscription`], so it can do exactly what
+//! this API lets a partner do.
+
+pub(crate) mod orders;
+pub(crate) mod subscriptions;
+pub(crate) mod views;
