@@ -50,7 +50,6 @@ pub use state::{AppState, InProcessProjection, WriteVisibility};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -122,25 +121,14 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     )
 }
 
-/// Builds the whole HTTP API.
+/// Builds the whole HTTP API: the routes of each API's module, and around them the layers every
+/// request goes through (body limits, problem+json errors, panics caught, a request span).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/v1/customers/{customer_id}/orders", post(partner::orders::create_order))
-        .route("/v1/customers/{customer_id}/orders/{order_id}", get(partner::orders::get_order))
-        .route(
-            "/v1/customers/{customer_id}/orders/{order_id}/lineitems/{line_item}/activationlinks",
-            get(partner::orders::line_item_activation_links),
-        )
-        .route("/v1/customers/{customer_id}/subscriptions", get(partner::subscriptions::list))
-        .route(
-            "/v1/customers/{customer_id}/subscriptions/{id}",
-            get(partner::subscriptions::get).patch(partner::subscriptions::patch),
-        )
-        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", get(partner::subscriptions::events))
-        .route("/v1/billing/events", get(billing_feed::list))
-        .route("/webhooks/publishers/{publisher_id}", post(webhooks::receive))
+        .merge(health::router())
+        .merge(partner::router())
+        .merge(billing_feed::router())
+        .merge(webhooks::router())
         .nest("/api", saas::router())
         .nest("/console", console::router(state.clone()))
         .fallback(not_found)

@@ -19,11 +19,18 @@ use crate::write_model::{envelopes, load, prepare};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
 use fulfillment_core::{decide, Command, Source, SourceKind, SubscriptionId};
 use fulfillment_log::AppendBatch;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn, Instrument};
+
+/// The webhook route.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/publishers/{publisher_id}", post(receive))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

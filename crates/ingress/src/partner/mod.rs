@@ -15,3 +15,11 @@
 pub(crate) mod orders;
 pub(crate) mod subscriptions;
 pub(crate) mod views;
+
+use crate::state::AppState;
+use axum::Router;
+
+/// The partner API's routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().merge(orders::router()).merge(subscriptions::router())
+}

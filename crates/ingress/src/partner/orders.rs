@@ -13,6 +13,8 @@ use crate::write_model::envelopes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use base64::Engine;
 use fulfillment_core::{
     decide, BillingCycle, Command, PurchaseOrder, Source, SourceKind, Subscription, SubscriptionId, Term,
@@ -23,6 +25,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
 use uuid::Uuid;
+
+/// The order routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers/{customer_id}/orders", post(create_order))
+        .route("/v1/customers/{customer_id}/orders/{order_id}", get(get_order))
+        .route(
+            "/v1/customers/{customer_id}/orders/{order_id}/lineitems/{line_item}/activationlinks",
+            get(line_item_activation_links),
+        )
+}
 
 /// Most line items in one order.
 const MAX_LINE_ITEMS: usize = 50;
