@@ -48,64 +48,9 @@ pub use request_limits::BodyLimits;
 pub use state::{AppState, InProcessProjection, WriteVisibility};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, Uri};
-use axum::response::Response;
 use axum::Router;
-use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-
-async fn not_found(uri: Uri) -> Response {
-    error::problem(StatusCode::NOT_FOUND, "not-found", &format!("no resource at {}", uri.path()), json!({}))
-}
-
-async fn method_not_allowed() -> Response {
-    error::problem(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "this resource does not support that method",
-        json!({}),
-    )
-}
-
-/// Any error response that is not already problem+json (a rejection produced inside axum
-/// itself, such as an undecodable path segment) is rewritten as one, so API clients see a
-/// single error format everywhere. The console's HTML pages are left alone: a browser shows
-/// their errors to a person.
-async fn ensure_problem_json(response: Response) -> Response {
-    let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    let is_html = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_html {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    let detail = String::from_utf8_lossy(&text);
-    let mut rewritten = error::problem(status, "bad-request", detail.trim(), json!({}));
-    for (name, value) in parts.headers.iter() {
-        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
-            rewritten.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    rewritten
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    error::problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal-error",
-        "an internal error occurred; it has been logged",
-        json!({}),
-    )
-}
 
 /// The span of one request, at DEBUG and with the target of tower-http's default one (so the same
 /// filters show it), whose `uri` (the caller's, up to the whole request target) goes through
@@ -131,13 +76,13 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .nest("/api", saas::router())
         .nest("/console", console::router(state.clone()))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         // Let bodies up to one byte over the limit through, so `RawBody` answers 413 itself.
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(state.bodies.clone(), request_limits::limit_bodies))
-        .layer(axum::middleware::map_response(ensure_problem_json))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::map_response(error::ensure_problem_json))
+        .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
