@@ -3,8 +3,8 @@
 //! appear after the last cursor, so a consumer that stores its cursor reads each event once
 //! (and dedupes by the deterministic event `id` when it cannot store cursors atomically).
 
-use crate::auth::BillingCaller;
 use crate::error::ApiError;
+use crate::security::bearer::BillingCaller;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::partner::orders::OrderRequest;
 use crate::partner::subscriptions::SubscriptionPatch;
 use crate::saas::{operations, subscriptions};
-use crate::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
+use crate::security::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
 use crate::webhooks;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;

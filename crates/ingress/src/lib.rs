@@ -16,8 +16,6 @@
 //! sees only its own subscriptions, others are 404 (invariant 7); every bad input is a 4xx
 //! problem+json ([`error`]), never a panic or a 5xx (invariant 6).
 
-mod auth;
-pub mod auth_failures;
 mod billing_feed;
 pub mod body;
 mod body_buffer;
@@ -33,18 +31,20 @@ pub mod log_safe;
 mod partner;
 pub mod request_limits;
 mod saas;
-pub mod signature;
+pub mod security;
 mod state;
 mod strict_json;
 mod webhooks;
 mod write_model;
 
-pub use auth_failures::{AuthFailureQuota, AuthFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, DirectoryError};
 pub use health::{health_router, HealthChecks};
 pub use listener::{serve, ConnectionLimits};
 pub use request_limits::BodyLimits;
+pub use security::auth_failures::{AuthFailureQuota, AuthFailures};
+/// Kept at the crate root for the load generator and tests (`fulfillment_ingress::signature::sign`).
+pub use security::signature;
 pub use state::{AppState, InProcessProjection, WriteVisibility};
 
 use axum::extract::DefaultBodyLimit;

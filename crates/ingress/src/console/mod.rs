@@ -8,23 +8,23 @@
 //! makes one change.
 //!
 //! Security: sign-in with a partner API key (checked like a bearer key, in constant time, never
-//! logged) starts a server-side session ([`sessions`]); the cookie is `HttpOnly`,
+//! logged) starts a server-side session ([`crate::security::sessions`]); the cookie is `HttpOnly`,
 //! `SameSite=Strict`, `Secure` behind TLS; every form carries the session's CSRF token and
 //! the sign-in form a pre-session one (against login CSRF); another partner's customers and
 //! subscriptions are not found; pages are `no-store` with a strict Content-Security-Policy.
 
 mod forms;
 mod pages;
-mod sessions;
 
-use crate::auth::{self, PartnerCaller};
-use crate::auth_failures::Attempt;
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
 use crate::log_safe::log_safe;
 use crate::partner::orders::{check_customer_id, owned_order, place_order, LineItemRequest, OrderRequest};
 use crate::partner::subscriptions::{change_subscription, timeline, SubscriptionPatch};
 use crate::partner::views::activation_link;
+use crate::security::auth_failures::Attempt;
+use crate::security::bearer::{self, PartnerCaller};
+use crate::security::sessions::{self, random_token, tokens_match, Session, Sessions};
 use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -38,7 +38,6 @@ use fulfillment_core::SubscriptionId;
 use maud::Markup;
 use pages::{FormTokens, Nav, SubscriptionRow};
 use serde::Deserialize;
-use sessions::{random_token, tokens_match, Session, Sessions};
 use std::sync::Arc;
 use tracing::{info, warn, Instrument};
 use uuid::Uuid;
@@ -214,7 +213,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectInfoIfAny {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ConnectInfoIfAny(auth::peer(&parts.extensions)))
+        Ok(ConnectInfoIfAny(bearer::peer(&parts.extensions)))
     }
 }
 

@@ -3,7 +3,7 @@
 //! ([`orders`]), and listing, reading, changing and cancelling them, with each one's history
 //! ([`subscriptions`]), in Partner Center's field names ([`views`]).
 //!
-//! In: requests authenticated as a [`crate::auth::PartnerCaller`]. Out: events
+//! In: requests authenticated as a [`crate::security::bearer::PartnerCaller`]. Out: events
 //! appended to the log through [`crate::idempotency::write`] (purchases, changes) and answers
 //! read from the read models or, where a read must be exact, from the log. A partner sees only
 //! what it bought, and only under the customer it bought it for: anything else is 404.

@@ -3,11 +3,11 @@
 //! API. One order may hold several line items; each becomes a subscription, all appended in one
 //! atomic batch.
 
-use crate::auth::PartnerCaller;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::partner::views::activation_link;
+use crate::security::bearer::PartnerCaller;
 use crate::state::AppState;
 use crate::write_model::envelopes;
 use axum::extract::{Path, State};
