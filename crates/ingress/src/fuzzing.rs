@@ -9,11 +9,11 @@
 //! must verify exactly when it was made with the secret over the same id, timestamp and body.
 
 use crate::body::parse_json;
-use crate::directory::WebhookSecret;
 use crate::error::ApiError;
 use crate::partner::orders::OrderRequest;
 use crate::partner::subscriptions::SubscriptionPatch;
 use crate::saas::{operations, subscriptions};
+use crate::security::credentials::WebhookSecret;
 use crate::security::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
 use crate::webhooks;
 use axum::http::header::CONTENT_TYPE;

@@ -24,7 +24,8 @@ use crate::partner::subscriptions::{change_subscription, timeline, SubscriptionP
 use crate::partner::views::activation_link;
 use crate::security::auth_failures::Attempt;
 use crate::security::bearer::{self, PartnerCaller};
-use crate::security::sessions::{self, random_token, tokens_match, Session, Sessions};
+use crate::security::credentials::{random_token, tokens_match};
+use crate::security::sessions::{self, Session, Sessions};
 use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};

@@ -6,64 +6,15 @@
 //! leak them. Webhook secrets must stay usable as HMAC keys, so they are kept decoded, and
 //! their `Debug` output is redacted.
 
-use base64::Engine;
+use crate::security::credentials::{owner_of, CredentialDigest, WebhookSecret};
 use fulfillment_core::{Plan, Policy, Term};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-use subtle::ConstantTimeEq;
 
 /// A configuration that cannot be used, with the path of the offending entry.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct DirectoryError(pub String);
-
-/// SHA-256 of a bearer credential.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CredentialDigest([u8; 32]);
-
-impl CredentialDigest {
-    /// Digest of a presented or configured credential.
-    pub fn of(secret: &str) -> Self {
-        CredentialDigest(Sha256::digest(secret.as_bytes()).into())
-    }
-
-    /// Constant-time comparison.
-    fn matches(&self, other: &CredentialDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for CredentialDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CredentialDigest(<redacted>)")
-    }
-}
-
-/// A Standard Webhooks signing secret (`whsec_` + base64), decoded.
-#[derive(Clone)]
-pub struct WebhookSecret(pub(crate) Vec<u8>);
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret(<redacted>)")
-    }
-}
-
-impl WebhookSecret {
-    /// Parses the `whsec_<base64>` form used by Standard Webhooks.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let encoded = text.strip_prefix("whsec_").ok_or("must start with whsec_")?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|e| format!("is not valid base64 after whsec_: {e}"))?;
-        if bytes.len() < 24 {
-            return Err(format!("must decode to at least 24 bytes, got {}", bytes.len()));
-        }
-        Ok(WebhookSecret(bytes))
-    }
-}
 
 /// A CSP partner.
 #[derive(Debug, Clone)]
@@ -230,9 +181,6 @@ fn default_resolve_token_ttl_hours() -> u32 {
     24
 }
 
-/// Shortest accepted API key or token: anything shorter is guessable.
-const MIN_CREDENTIAL_CHARS: usize = 16;
-
 fn credentials(
     owner: &str,
     field: &str,
@@ -244,13 +192,7 @@ fn credentials(
     }
     keys.iter()
         .enumerate()
-        .map(|(i, k)| {
-            if k.chars().count() < MIN_CREDENTIAL_CHARS {
-                Err(DirectoryError(format!("{owner}: {field}[{i}] is shorter than {MIN_CREDENTIAL_CHARS} characters")))
-            } else {
-                Ok(CredentialDigest::of(k))
-            }
-        })
+        .map(|(i, k)| CredentialDigest::configured(k).map_err(|e| DirectoryError(format!("{owner}: {field}[{i}] {e}"))))
         .collect()
 }
 
@@ -377,47 +319,19 @@ impl Directory {
         Ok(Directory { partners, publishers, offers, billing_consumers, policy, resolve_token_ttl })
     }
 
-    /// The partner owning `api_key`, comparing against every partner's every key in constant
-    /// time per comparison (no early exit on the first byte that differs).
+    /// The partner owning `api_key` (see [`owner_of`] for how keys are compared).
     pub fn partner_by_key(&self, api_key: &str) -> Option<&Partner> {
-        let presented = CredentialDigest::of(api_key);
-        let mut found = None;
-        for partner in &self.partners {
-            for key in &partner.api_keys {
-                if key.matches(&presented) {
-                    found = Some(partner);
-                }
-            }
-        }
-        found
+        owner_of(&self.partners, |p| &p.api_keys, api_key)
     }
 
     /// The billing consumer owning `api_key`.
     pub fn billing_consumer_by_key(&self, api_key: &str) -> Option<&BillingConsumer> {
-        let presented = CredentialDigest::of(api_key);
-        let mut found = None;
-        for consumer in &self.billing_consumers {
-            for key in &consumer.api_keys {
-                if key.matches(&presented) {
-                    found = Some(consumer);
-                }
-            }
-        }
-        found
+        owner_of(&self.billing_consumers, |c| &c.api_keys, api_key)
     }
 
     /// The publisher owning an API token (for the SaaS Fulfillment API).
     pub fn publisher_by_token(&self, token: &str) -> Option<&Publisher> {
-        let presented = CredentialDigest::of(token);
-        let mut found = None;
-        for publisher in self.publishers.values() {
-            for t in &publisher.api_tokens {
-                if t.matches(&presented) {
-                    found = Some(publisher);
-                }
-            }
-        }
-        found
+        owner_of(self.publishers.values(), |p| &p.api_tokens, token)
     }
 
     /// A publisher by id (an id of any other shape than [`is_valid_id`]'s names none).

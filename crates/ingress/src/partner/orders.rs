@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::partner::views::activation_link;
 use crate::security::bearer::PartnerCaller;
+use crate::security::credentials::random_token;
 use crate::state::AppState;
 use crate::write_model::envelopes;
 use axum::extract::{Path, State};
@@ -15,12 +16,10 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine;
 use fulfillment_core::{
     decide, BillingCycle, Command, PurchaseOrder, Source, SourceKind, Subscription, SubscriptionId, Term,
 };
 use fulfillment_log::{AppendBatch, StreamAppend};
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
@@ -80,12 +79,10 @@ pub(crate) fn check_customer_id(raw: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A fresh authorization code: 32 random bytes, URL-safe base64. It identifies the purchase at
-/// the publisher's site, so it must be unguessable.
+/// A fresh authorization code. It identifies the purchase at the publisher's site, so it must be
+/// unguessable.
 fn authorization_code() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    random_token()
 }
 
 fn order_view(

@@ -9,13 +9,16 @@
 //!
 //! - [`bearer`]: the extractors that make authentication part of a handler's type.
 //! - [`signature`]: Standard Webhooks HMAC signatures, checked in constant time.
+//! - [`credentials`]: digests of configured keys, webhook secrets, fresh random tokens, and the
+//!   constant-time comparisons of each.
 //! - [`auth_failures`]: failed attempts counted per address and per credential (429 when barred).
 //! - [`sessions`]: the console's server-side sessions and their CSRF tokens.
 //!
-//! The configured credentials themselves are read with the rest of the configuration
-//! ([`crate::directory`]), which keeps only their digests.
+//! The configured credentials are read with the rest of the configuration ([`crate::directory`]),
+//! which keeps them as [`credentials`] types and asks [`credentials::owner_of`] who presented one.
 
 pub mod auth_failures;
 pub(crate) mod bearer;
+pub mod credentials;
 pub(crate) mod sessions;
 pub mod signature;
