@@ -14,7 +14,7 @@
 //! subscriptions are not found; pages are `no-store` with a strict Content-Security-Policy.
 
 mod forms;
-mod pages;
+mod layout;
 
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyKey;
@@ -36,8 +36,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use forms::FieldErrors;
 use fulfillment_core::SubscriptionId;
+use layout::{FormTokens, Nav, SubscriptionRow};
 use maud::Markup;
-use pages::{FormTokens, Nav, SubscriptionRow};
 use serde::Deserialize;
 use std::sync::Arc;
 use tracing::{info, warn, Instrument};
@@ -186,7 +186,7 @@ impl SignedIn {
             warn!(partner_id = %self.session.partner_id, "console form refused: CSRF token missing or wrong");
             Some(page(
                 StatusCode::FORBIDDEN,
-                pages::error(
+                layout::error(
                     Some(&self.nav()),
                     "This form has expired",
                     "The form did not come from this sign-in session. Nothing was changed; open the page again and \
@@ -219,13 +219,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectInfoIfAny {
 }
 
 fn not_found_page(nav: Option<&Nav<'_>>, what: &str) -> Response {
-    page(StatusCode::NOT_FOUND, pages::error(nav, "Not found", what))
+    page(StatusCode::NOT_FOUND, layout::error(nav, "Not found", what))
 }
 
 async fn method_not_allowed() -> Response {
     page(
         StatusCode::METHOD_NOT_ALLOWED,
-        pages::error(
+        layout::error(
             None,
             "This page cannot do that",
             "This address is for a form; open the page it belongs to instead.",
@@ -247,14 +247,14 @@ fn read_failure(nav: &Nav<'_>, error: ApiError, what: &str) -> Response {
         warn!(%error, "console page could not be read");
     }
     let message = errors.get("form").unwrap_or("Something went wrong; try again.").to_owned();
-    page(status, pages::error(Some(nav), "Cannot show this page", &message))
+    page(status, layout::error(Some(nav), "Cannot show this page", &message))
 }
 
 fn bad_form(nav: Option<&Nav<'_>>, rejection: FormRejection) -> Response {
     info!(rejection = %log_safe(&rejection.body_text()), "console form unreadable");
     page(
         StatusCode::BAD_REQUEST,
-        pages::error(
+        layout::error(
             nav,
             "The form could not be read",
             "Nothing was changed. Open the page again and send the form from there.",
@@ -275,11 +275,11 @@ async fn html_errors(response: Response) -> Response {
         s if s.is_server_error() => ("Something went wrong", "Something went wrong on our side; try again."),
         _ => ("This address cannot be read", "The address is not one the console knows. Nothing was changed."),
     };
-    page(status, pages::error(None, title, message))
+    page(status, layout::error(None, title, message))
 }
 
 async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::STYLESHEET).into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], layout::STYLESHEET).into_response()
 }
 
 async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
@@ -289,7 +289,7 @@ async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response
 
 fn sign_in_form(status: StatusCode, headers: &HeaderMap, error: Option<&str>) -> Response {
     let token = random_token();
-    let mut response = page(status, pages::sign_in(&token, error));
+    let mut response = page(status, layout::sign_in(&token, error));
     set_cookie(&mut response, SIGN_IN_COOKIE, &token, "/console/sign-in", 3600, over_tls(headers));
     response
 }
@@ -381,7 +381,7 @@ async fn customers(State(state): State<ConsoleState>, signed_in: SignedIn) -> Re
     }
     .await;
     match listed {
-        Ok(customers) => page(StatusCode::OK, pages::customers(&nav, &customers)),
+        Ok(customers) => page(StatusCode::OK, layout::customers(&nav, &customers)),
         Err(e) => read_failure(&nav, e, "No customers."),
     }
 }
@@ -405,7 +405,7 @@ async fn customer(State(state): State<ConsoleState>, signed_in: SignedIn, Path(c
                 .iter()
                 .map(|s| SubscriptionRow { subscription: s, activation_link: activation_link(&state.app.directory, s) })
                 .collect();
-            page(StatusCode::OK, pages::customer(&nav, &customer_id, &rows))
+            page(StatusCode::OK, layout::customer(&nav, &customer_id, &rows))
         }
         Err(e) => read_failure(&nav, e, not_yours),
     }
@@ -423,17 +423,17 @@ async fn order(
                 .iter()
                 .map(|s| SubscriptionRow { subscription: s, activation_link: activation_link(&state.app.directory, s) })
                 .collect();
-            page(StatusCode::OK, pages::order_confirmation(&nav, &customer_id, &rows))
+            page(StatusCode::OK, layout::order_confirmation(&nav, &customer_id, &rows))
         }
         Err(e) => read_failure(&nav, e, "You have no order with this ID."),
     }
 }
 
-fn offer_choices(app: &AppState) -> Vec<pages::OfferChoice<'_>> {
+fn offer_choices(app: &AppState) -> Vec<layout::OfferChoice<'_>> {
     app.directory
         .offers()
         .into_iter()
-        .map(|offer| pages::OfferChoice {
+        .map(|offer| layout::OfferChoice {
             offer_id: &offer.id,
             publisher_id: &offer.publisher,
             plans: offer.plans.iter().map(|p| (p, offer.display(&p.id).display_name)).collect(),
@@ -454,7 +454,7 @@ async fn purchase_page(
 ) -> Response {
     let customer_id = query.ok().and_then(|Query(q)| q.customer).unwrap_or_default();
     let offers = offer_choices(&state.app);
-    let values = pages::PurchaseValues {
+    let values = layout::PurchaseValues {
         customer_id,
         offer_plan: String::new(),
         quantity: "1".into(),
@@ -464,7 +464,7 @@ async fn purchase_page(
     };
     let form_id = Uuid::new_v4().to_string();
     let markup =
-        pages::purchase(&signed_in.nav(), &signed_in.tokens(&form_id), &offers, &values, &FieldErrors::default());
+        layout::purchase(&signed_in.nav(), &signed_in.tokens(&form_id), &offers, &values, &FieldErrors::default());
     page(StatusCode::OK, markup)
 }
 
@@ -529,7 +529,7 @@ async fn purchase(
             if status.is_server_error() {
                 warn!(%error, "console purchase failed");
             }
-            let values = pages::PurchaseValues {
+            let values = layout::PurchaseValues {
                 customer_id: form.customer_id.clone(),
                 offer_plan: form.offer_plan.clone(),
                 quantity: form.quantity.clone(),
@@ -540,7 +540,7 @@ async fn purchase(
             };
             let form_id = Uuid::new_v4().to_string();
             let offers = offer_choices(&state.app);
-            page(status, pages::purchase(&nav, &signed_in.tokens(&form_id), &offers, &values, &errors))
+            page(status, layout::purchase(&nav, &signed_in.tokens(&form_id), &offers, &values, &errors))
         }
     }
 }
@@ -591,7 +591,7 @@ async fn render_subscription(
     };
     let plan = state.app.directory.offer(&subscription.offer_id).and_then(|o| o.plan(&subscription.plan_id));
     let form_id = Uuid::new_v4().to_string();
-    let details = pages::SubscriptionPage {
+    let details = layout::SubscriptionPage {
         customer_id,
         row: SubscriptionRow {
             subscription: &subscription,
@@ -604,7 +604,7 @@ async fn render_subscription(
         errors: feedback.errors,
         submitted: feedback.submitted,
     };
-    page(feedback.status, pages::subscription(&nav, &signed_in.tokens(&form_id), &details))
+    page(feedback.status, layout::subscription(&nav, &signed_in.tokens(&form_id), &details))
 }
 
 async fn subscription(
