@@ -1,6 +1,8 @@
 //! The request parsers and the signature verifier the handlers run, on raw input and without a
 //! server, for the cargo-fuzz targets (`crates/fuzz`) and the regression test over the inputs
 //! they saved (`tests/fuzz_regressions.rs`): fuzzing the code a handler really runs, not a copy.
+//! Compiled only with the `fuzzing` feature, which crates/fuzz turns on, and this crate's tests
+//! through their dev-dependency on the crate itself; the service never contains it.
 //!
 //! Each entry point panics when an invariant breaks, which is what a fuzzer reports as a crash:
 //! a parser may refuse input only with a 4xx problem+json (invariant 6); a body a parser accepts

@@ -23,6 +23,7 @@ pub mod clock;
 mod console;
 pub mod directory;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod health;
 pub mod idempotency;
