@@ -12,7 +12,7 @@ use super::page;
 use super::signed_in::SignedIn;
 use super::ConsoleState;
 use crate::error::ApiError;
-use crate::partner::orders::check_customer_id;
+use crate::partner::check_customer_id;
 use crate::partner::views::activation_link;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -3,6 +3,7 @@
 //! API. One order may hold several line items; each becomes a subscription, all appended in one
 //! atomic batch.
 
+use super::check_customer_id;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
@@ -59,24 +60,6 @@ pub(crate) struct LineItemRequest {
     pub(crate) partner_id_on_record: Option<String>,
     #[serde(default)]
     pub(crate) auto_renew_enabled: Option<bool>,
-}
-
-/// Checks a customer id from the path: the partner's own identifier for its customer.
-pub(crate) fn check_customer_id(raw: &str) -> Result<(), ApiError> {
-    // "." and ".." would be path segments that URLs resolve away (links to the customer break).
-    let valid = !raw.is_empty()
-        && raw.len() <= 128
-        && raw != "."
-        && raw != ".."
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest {
-            field: "customerId".into(),
-            message: "must be 1 to 128 letters, digits, '-', '_' or '.' (and not just \".\" or \"..\")".into(),
-        })
-    }
 }
 
 /// A fresh authorization code. It identifies the purchase at the publisher's site, so it must be

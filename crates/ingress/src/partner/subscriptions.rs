@@ -3,10 +3,10 @@
 //! event history. Another partner's subscription, or a subscription under another customer,
 //! is simply not found.
 
+use super::check_customer_id;
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
-use crate::partner::orders::check_customer_id;
 use crate::partner::views::{etag, subscription_view};
 use crate::security::bearer::PartnerCaller;
 use crate::state::AppState;
