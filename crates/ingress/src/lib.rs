@@ -1,4 +1,4 @@
-//! The HTTP ingress of `fulfillment` (axum).
+//! The HTTP ingress of `fulfillment` (axum): every way the outside world talks to the service.
 //!
 //! In: signed ISV webhooks (`/webhooks/publishers/{id}`), the SaaS Fulfillment API v2 for
 //! publishers (`/api/saas/...`), the partner API (`/v1/customers/...`) and the partner
@@ -15,6 +15,21 @@
 //! event and the first answer (invariant 2, [`idempotency`]); every caller is authenticated and
 //! sees only its own subscriptions, others are 404 (invariant 7); every bad input is a 4xx
 //! problem+json ([`error`]), never a panic or a 5xx (invariant 6).
+//!
+//! Where things are:
+//! - One module per API, each with its own router, merged by [`router`]: `webhooks` (publishers'
+//!   signed progress reports), `saas/` (the SaaS Fulfillment API v2), `partner/` (orders,
+//!   subscriptions and their history, Partner Center views), `billing_feed` (billing events for
+//!   billing systems), `console/` (the partner console, one module per page), `health`.
+//! - Who is calling: [`security`] (bearer keys, webhook signatures, failed-attempt limits,
+//!   credentials, console sessions) and [`directory`] (the configured partners, publishers,
+//!   offers and billing consumers).
+//! - The write side: `write_model` (load a subscription's state, wrap decided events, prepare the
+//!   append) and [`idempotency`] (the one write flow: replays, races, commit before 2xx).
+//! - Reading requests safely: [`listener`], [`request_limits`], [`body`] (with `body_buffer` and
+//!   `strict_json`), [`log_safe`] for caller text in logs; [`error`] for every error answer.
+//! - `state` ([`AppState`]) and [`clock`]: what every handler shares, and time as a dependency.
+//! - `fuzzing` (feature `fuzzing`): the parsers and verifier on raw bytes, for `crates/fuzz`.
 
 mod billing_feed;
 pub mod body;
