@@ -14,8 +14,6 @@ use crate::write_model::{envelopes, load, parse_subscription_id, prepare};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing;
-use axum::Router;
 use fulfillment_core::{apply, decide, Command, Effect, Event, Plan, Source, SourceKind, Subscription, SubscriptionId};
 use fulfillment_log::{AppendBatch, StoredEvent};
 use serde::Deserialize;
@@ -24,11 +22,11 @@ use std::collections::HashMap;
 use tracing::{info, Instrument};
 
 /// The subscription routes.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/customers/{customer_id}/subscriptions", routing::get(list))
-        .route("/v1/customers/{customer_id}/subscriptions/{id}", routing::get(get).patch(patch))
-        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", routing::get(events))
+pub(crate) fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/customers/{customer_id}/subscriptions", axum::routing::get(list))
+        .route("/v1/customers/{customer_id}/subscriptions/{id}", axum::routing::get(get).patch(patch))
+        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", axum::routing::get(events))
 }
 
 fn owned<'a>(
