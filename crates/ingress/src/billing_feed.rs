@@ -3,12 +3,19 @@
 //! appear after the last cursor, so a consumer that stores its cursor reads each event once
 //! (and dedupes by the deterministic event `id` when it cannot store cursors atomically).
 
-use crate::auth::BillingCaller;
 use crate::error::ApiError;
+use crate::security::bearer::BillingCaller;
 use crate::state::AppState;
 use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::Router;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+
+/// The billing feed's route.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/v1/billing/events", get(list))
+}
 
 /// Page size when `limit` is absent.
 const DEFAULT_LIMIT: u32 = 100;

@@ -2,8 +2,12 @@
 //!
 //! Each variant documents the status it becomes. Internal errors are logged with their cause
 //! and answered with a generic message, so nothing about our storage leaks to callers.
+//!
+//! The router's own answers are problem+json too, from here: no route (404), no such method
+//! (405), a handler that panicked (500), and any error axum produced by itself
+//! ([`ensure_problem_json`]).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fulfillment_core::Rejection;
 use fulfillment_log::LogError;
@@ -164,7 +168,7 @@ impl ApiError {
     }
 }
 
-/// Builds a problem+json response. Used by [`ApiError`] and by the router's fallbacks.
+/// Builds a problem+json response. Used by [`ApiError`] and by the router's fallbacks below.
 pub fn problem(status: StatusCode, slug: &str, detail: &str, extra: serde_json::Value) -> Response {
     let mut body = json!({
         "type": format!("urn:fulfillment:problem:{slug}"),
@@ -178,6 +182,58 @@ pub fn problem(status: StatusCode, slug: &str, detail: &str, extra: serde_json::
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     response
+}
+
+/// The answer where no route matches: 404 problem+json.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    problem(StatusCode::NOT_FOUND, "not-found", &format!("no resource at {}", uri.path()), json!({}))
+}
+
+/// The answer where a route exists but not for this method: 405 problem+json.
+pub(crate) async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this resource does not support that method",
+        json!({}),
+    )
+}
+
+/// Any error response that is not already problem+json (a rejection produced inside axum
+/// itself, such as an undecodable path segment) is rewritten as one, so API clients see a
+/// single error format everywhere. The console's HTML pages are left alone: a browser shows
+/// their errors to a person.
+pub(crate) async fn ensure_problem_json(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let is_html = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_html {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text);
+    let mut rewritten = problem(status, "bad-request", detail.trim(), json!({}));
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+/// The answer when a handler panicked: logged, then a 500 problem+json that says nothing more.
+pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal-error",
+        "an internal error occurred; it has been logged",
+        json!({}),
+    )
 }
 
 impl IntoResponse for ApiError {

@@ -1,6 +1,8 @@
 //! The request parsers and the signature verifier the handlers run, on raw input and without a
 //! server, for the cargo-fuzz targets (`crates/fuzz`) and the regression test over the inputs
 //! they saved (`tests/fuzz_regressions.rs`): fuzzing the code a handler really runs, not a copy.
+//! Compiled only with the `fuzzing` feature, which crates/fuzz turns on, and this crate's tests
+//! through their dev-dependency on the crate itself; the service never contains it.
 //!
 //! Each entry point panics when an invariant breaks, which is what a fuzzer reports as a crash:
 //! a parser may refuse input only with a 4xx problem+json (invariant 6); a body a parser accepts
@@ -9,12 +11,12 @@
 //! must verify exactly when it was made with the secret over the same id, timestamp and body.
 
 use crate::body::parse_json;
-use crate::directory::WebhookSecret;
 use crate::error::ApiError;
-use crate::partner_orders::OrderRequest;
-use crate::partner_subscriptions::SubscriptionPatch;
+use crate::partner::orders::OrderRequest;
+use crate::partner::subscriptions::SubscriptionPatch;
 use crate::saas::{operations, subscriptions};
-use crate::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
+use crate::security::credentials::WebhookSecret;
+use crate::security::signature::{self, SignatureError, TIMESTAMP_TOLERANCE_SECONDS};
 use crate::webhooks;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;

@@ -6,7 +6,14 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use serde_json::json;
+
+/// `/healthz` and `/readyz` of the API's router.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(live)).route("/readyz", get(ready))
+}
 
 /// Always 200 while the process serves HTTP.
 pub(crate) async fn live() -> Response {
@@ -55,11 +62,8 @@ pub struct HealthChecks {
 
 /// `/healthz` and `/readyz` alone, for processes that serve no API but must be probed by an
 /// orchestrator (the projector in docker-compose).
-pub fn health_router(checks: HealthChecks) -> axum::Router {
-    axum::Router::new()
-        .route("/healthz", axum::routing::get(live))
-        .route("/readyz", axum::routing::get(components_ready))
-        .with_state(checks)
+pub fn health_router(checks: HealthChecks) -> Router {
+    Router::new().route("/healthz", get(live)).route("/readyz", get(components_ready)).with_state(checks)
 }
 
 async fn components_ready(State(checks): State<HealthChecks>) -> Response {

@@ -1,4 +1,4 @@
-//! The HTTP ingress of `fulfillment` (axum).
+//! The HTTP ingress of `fulfillment` (axum): every way the outside world talks to the service.
 //!
 //! In: signed ISV webhooks (`/webhooks/publishers/{id}`), the SaaS Fulfillment API v2 for
 //! publishers (`/api/saas/...`), the partner API (`/v1/customers/...`) and the partner
@@ -15,100 +15,58 @@
 //! event and the first answer (invariant 2, [`idempotency`]); every caller is authenticated and
 //! sees only its own subscriptions, others are 404 (invariant 7); every bad input is a 4xx
 //! problem+json ([`error`]), never a panic or a 5xx (invariant 6).
+//!
+//! Where things are:
+//! - One module per API, each with its own router, merged by [`router`]: `webhooks` (publishers'
+//!   signed progress reports), `saas/` (the SaaS Fulfillment API v2), `partner/` (orders,
+//!   subscriptions and their history, Partner Center views), `billing_feed` (billing events for
+//!   billing systems), `console/` (the partner console, one module per page), `health`.
+//! - Who is calling: [`security`] (bearer keys, webhook signatures, failed-attempt limits,
+//!   credentials, console sessions) and [`directory`] (the configured partners, publishers,
+//!   offers and billing consumers).
+//! - The write side: `write_model` (load a subscription's state, wrap decided events, prepare the
+//!   append) and [`idempotency`] (the one write flow: replays, races, commit before 2xx).
+//! - Reading requests safely: [`listener`], [`request_limits`], [`body`] (with `body_buffer` and
+//!   `strict_json`), [`log_safe`] for caller text in logs; [`error`] for every error answer.
+//! - `state` ([`AppState`]) and [`clock`]: what every handler shares, and time as a dependency.
+//! - `fuzzing` (feature `fuzzing`): the parsers and verifier on raw bytes, for `crates/fuzz`.
 
-mod auth;
-pub mod auth_failures;
 mod billing_feed;
 pub mod body;
 mod body_buffer;
 pub mod clock;
-mod commands;
 mod console;
 pub mod directory;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod health;
 pub mod idempotency;
 pub mod listener;
 pub mod log_safe;
-mod partner_orders;
-mod partner_subscriptions;
+mod partner;
 pub mod request_limits;
 mod saas;
-pub mod signature;
+pub mod security;
 mod state;
 mod strict_json;
-mod views;
 mod webhooks;
+mod write_model;
 
-pub use auth_failures::{AuthFailureQuota, AuthFailures};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, DirectoryError};
 pub use health::{health_router, HealthChecks};
 pub use listener::{serve, ConnectionLimits};
 pub use request_limits::BodyLimits;
+pub use security::auth_failures::{AuthFailureQuota, AuthFailures};
+/// Kept at the crate root for the load generator and tests (`fulfillment_ingress::signature::sign`).
+pub use security::signature;
 pub use state::{AppState, InProcessProjection, WriteVisibility};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, Uri};
-use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
-use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-
-async fn not_found(uri: Uri) -> Response {
-    error::problem(StatusCode::NOT_FOUND, "not-found", &format!("no resource at {}", uri.path()), json!({}))
-}
-
-async fn method_not_allowed() -> Response {
-    error::problem(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "this resource does not support that method",
-        json!({}),
-    )
-}
-
-/// Any error response that is not already problem+json (a rejection produced inside axum
-/// itself, such as an undecodable path segment) is rewritten as one, so API clients see a
-/// single error format everywhere. The console's HTML pages are left alone: a browser shows
-/// their errors to a person.
-async fn ensure_problem_json(response: Response) -> Response {
-    let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    let is_html = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_html {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
-    let detail = String::from_utf8_lossy(&text);
-    let mut rewritten = error::problem(status, "bad-request", detail.trim(), json!({}));
-    for (name, value) in parts.headers.iter() {
-        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
-            rewritten.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    rewritten
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    error::problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal-error",
-        "an internal error occurred; it has been logged",
-        json!({}),
-    )
-}
 
 /// The span of one request, at DEBUG and with the target of tower-http's default one (so the same
 /// filters show it), whose `uri` (the caller's, up to the whole request target) goes through
@@ -124,34 +82,23 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     )
 }
 
-/// Builds the whole HTTP API.
+/// Builds the whole HTTP API: the routes of each API's module, and around them the layers every
+/// request goes through (body limits, problem+json errors, panics caught, a request span).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/v1/customers/{customer_id}/orders", post(partner_orders::create_order))
-        .route("/v1/customers/{customer_id}/orders/{order_id}", get(partner_orders::get_order))
-        .route(
-            "/v1/customers/{customer_id}/orders/{order_id}/lineitems/{line_item}/activationlinks",
-            get(partner_orders::line_item_activation_links),
-        )
-        .route("/v1/customers/{customer_id}/subscriptions", get(partner_subscriptions::list))
-        .route(
-            "/v1/customers/{customer_id}/subscriptions/{id}",
-            get(partner_subscriptions::get).patch(partner_subscriptions::patch),
-        )
-        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", get(partner_subscriptions::events))
-        .route("/v1/billing/events", get(billing_feed::list))
-        .route("/webhooks/publishers/{publisher_id}", post(webhooks::receive))
+        .merge(health::router())
+        .merge(partner::router())
+        .merge(billing_feed::router())
+        .merge(webhooks::router())
         .nest("/api", saas::router())
         .nest("/console", console::router(state.clone()))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         // Let bodies up to one byte over the limit through, so `RawBody` answers 413 itself.
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES + 1))
         .layer(axum::middleware::from_fn_with_state(state.bodies.clone(), request_limits::limit_bodies))
-        .layer(axum::middleware::map_response(ensure_problem_json))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::map_response(error::ensure_problem_json))
+        .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -63,7 +63,7 @@ pub struct AppState {
     /// The memory all request bodies in flight may hold, and the time to read one.
     pub bodies: crate::request_limits::BodyLimits,
     /// Failed authentication attempts, per address and per credential.
-    pub auth_failures: crate::auth_failures::AuthFailures,
+    pub auth_failures: crate::security::auth_failures::AuthFailures,
     /// The base of the absolute links the SaaS API hands out (`Operation-Location`,
     /// `@nextLink`), without a trailing slash: the configured public URL, else the concrete
     /// listen address; `None`: links are relative. Never taken from the request's `Host`,

@@ -7,23 +7,30 @@
 //! and belongs to one of the publisher's offers (else 404), then the domain decides (409 on a
 //! rule). The `webhook-id` is the idempotency key: a redelivery gets the first answer.
 
-use crate::auth;
-use crate::auth_failures::Attempt;
 use crate::body::{parse_json, parse_value, RawBody};
-use crate::commands::{envelopes, load, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::log_safe::log_safe;
-use crate::signature;
+use crate::security::auth_failures::Attempt;
+use crate::security::bearer;
+use crate::security::signature;
 use crate::state::AppState;
+use crate::write_model::{envelopes, load, prepare};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
 use fulfillment_core::{decide, Command, Source, SourceKind, SubscriptionId};
 use fulfillment_log::AppendBatch;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn, Instrument};
+
+/// The webhook route.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/publishers/{publisher_id}", post(receive))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -94,7 +101,7 @@ pub(crate) async fn receive(
         warn!(publisher_id = %log_safe(&publisher_id), %reason, "webhook refused");
         ApiError::Unauthorized { message: reason, bearer: false }
     };
-    let address = Attempt::from(auth::peer(request.extensions()));
+    let address = Attempt::from(bearer::peer(request.extensions()));
     let attempt = address.clone().claiming("publisher", &publisher_id);
     state.auth_failures.admit(&attempt).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let Some(publisher) = state.directory.publisher(&publisher_id) else {

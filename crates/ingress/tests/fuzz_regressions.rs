@@ -1,6 +1,8 @@
 //! Replays every input the fuzz targets saved (`crates/fuzz/regressions/<target>/`, crashes
 //! found by `scripts/fuzz.sh`) and their seeds (`crates/fuzz/seeds/<target>/`) through the same
-//! entry points the targets call, so a fixed crash stays fixed without a fuzzer installed.
+//! entry points the targets call, so a fixed crash stays fixed without a fuzzer installed. Those
+//! are behind the `fuzzing` feature, which the crate's dev-dependency on itself turns on for its
+//! tests, so a plain `cargo test` runs this.
 
 use fulfillment_ingress::fuzzing;
 use std::path::PathBuf;

@@ -1,10 +1,13 @@
-//! What the console's forms send, and how API errors become words next to a form field.
+//! What the console's forms send, how API errors become words next to a form field, and the
+//! idempotency key a form's write is sent under ([`form_key`]).
 //!
 //! The console writes only through the partner API's own functions, so its errors are the
 //! API's errors; this module is the one place they are translated for people: field names
 //! become labels, and errors without a field land on the form that was sent.
 
 use crate::error::ApiError;
+use crate::idempotency::IdempotencyKey;
+use crate::security::bearer::PartnerCaller;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -224,6 +227,16 @@ pub(crate) struct Change {
     pub(crate) mpn_id: Option<String>,
     #[serde(default)]
     pub(crate) reason: Option<String>,
+}
+
+/// The idempotency key of a console write: the form's id, fingerprinted with what was sent.
+pub(super) fn form_key(partner: &PartnerCaller, form_id: &str, path: &str, fields: &[&str]) -> Option<IdempotencyKey> {
+    if form_id.is_empty() || form_id.len() > 64 {
+        return None;
+    }
+    let mut parts: Vec<&[u8]> = vec![b"POST", path.as_bytes()];
+    parts.extend(fields.iter().map(|f| f.as_bytes()));
+    Some(IdempotencyKey::new(format!("partner:{}", partner.id), format!("console:{form_id}"), &parts))
 }
 
 /// Reads a whole number typed into a form, with a message people understand.

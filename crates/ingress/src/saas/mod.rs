@@ -11,9 +11,9 @@ pub(crate) mod operations;
 pub(crate) mod subscriptions;
 mod views;
 
-use crate::commands::load;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::write_model::load;
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;

@@ -1,12 +1,12 @@
 //! SaaS API operations: list the outstanding ones, read one, and report an outcome.
 
 use super::{current, load_owned, rejection, views};
-use crate::auth::PublisherCaller;
 use crate::body::JsonBody;
-use crate::commands::{envelopes, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, StoredResponse};
+use crate::security::bearer::PublisherCaller;
 use crate::state::AppState;
+use crate::write_model::{envelopes, prepare};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

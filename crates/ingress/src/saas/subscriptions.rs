@@ -2,12 +2,12 @@
 //! change plan or quantity, delete.
 
 use super::{accepted_operation, current, lenient_quantity, load_owned, rejection, views, API_VERSION};
-use crate::auth::PublisherCaller;
 use crate::body::JsonBody;
-use crate::commands::{envelopes, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, StoredResponse};
+use crate::security::bearer::PublisherCaller;
 use crate::state::AppState;
+use crate::write_model::{envelopes, prepare};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

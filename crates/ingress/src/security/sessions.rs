@@ -6,13 +6,11 @@
 //! [`IDLE_TIMEOUT`] without a request, or [`ABSOLUTE_TIMEOUT`] after sign-in; a restart signs
 //! everyone out (the cost of keeping no secret at rest).
 
-use base64::Engine;
-use rand::RngCore;
+use super::credentials::random_token;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq;
 
 /// A session ends after this long without a request.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -27,18 +25,6 @@ const MAX_SESSIONS: usize = 10_000;
 /// Most live sessions per partner; a partner's further sign-in ends its own oldest session,
 /// so one partner can neither fill the table nor sign other partners out.
 pub(crate) const MAX_SESSIONS_PER_PARTNER: usize = 20;
-
-/// 32 random bytes, URL-safe base64: session ids and CSRF tokens.
-pub(crate) fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Whether a submitted token equals the expected one, in time independent of where they differ.
-pub(crate) fn tokens_match(expected: &str, submitted: &str) -> bool {
-    expected.len() == submitted.len() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
-}
 
 /// What a signed-in browser may do.
 #[derive(Debug, Clone)]
@@ -186,13 +172,5 @@ mod tests {
         assert!(sessions.get(&first).is_none(), "partner 1's oldest session made room");
         assert!(sessions.get(&other).is_some(), "partner 2 stays signed in");
         assert_eq!(sessions.entries.lock().unwrap().len(), MAX_SESSIONS_PER_PARTNER + 1);
-    }
-
-    #[test]
-    fn tokens_are_compared_whole() {
-        assert!(tokens_match("abc", "abc"));
-        assert!(!tokens_match("abc", "abd"));
-        assert!(!tokens_match("abc", "ab"));
-        assert!(!tokens_match("abc", ""));
     }
 }

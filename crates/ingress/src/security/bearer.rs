@@ -1,10 +1,10 @@
 //! Bearer authentication extractors. A handler that takes [`PartnerCaller`] or
 //! [`BillingCaller`] cannot run for an unauthenticated request: authentication is in the type.
 //! A wrong credential counts against the caller's address and the credential
-//! ([`crate::auth_failures`]); while either is barred, the answer is 429 before any check.
+//! ([`crate::security::auth_failures`]); while either is barred, the answer is 429 before any check.
 
-use crate::auth_failures::Attempt;
 use crate::error::ApiError;
+use crate::security::auth_failures::Attempt;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;

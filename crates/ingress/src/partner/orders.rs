@@ -3,26 +3,39 @@
 //! API. One order may hold several line items; each becomes a subscription, all appended in one
 //! atomic batch.
 
-use crate::auth::PartnerCaller;
+use super::check_customer_id;
 use crate::body::JsonBody;
-use crate::commands::envelopes;
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
+use crate::partner::views::activation_link;
+use crate::security::bearer::PartnerCaller;
+use crate::security::credentials::random_token;
 use crate::state::AppState;
-use crate::views::activation_link;
+use crate::write_model::envelopes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use base64::Engine;
+use axum::routing::{get, post};
+use axum::Router;
 use fulfillment_core::{
     decide, BillingCycle, Command, PurchaseOrder, Source, SourceKind, Subscription, SubscriptionId, Term,
 };
 use fulfillment_log::{AppendBatch, StreamAppend};
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
 use uuid::Uuid;
+
+/// The order routes.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/customers/{customer_id}/orders", post(create_order))
+        .route("/v1/customers/{customer_id}/orders/{order_id}", get(get_order))
+        .route(
+            "/v1/customers/{customer_id}/orders/{order_id}/lineitems/{line_item}/activationlinks",
+            get(line_item_activation_links),
+        )
+}
 
 /// Most line items in one order.
 const MAX_LINE_ITEMS: usize = 50;
@@ -49,30 +62,10 @@ pub(crate) struct LineItemRequest {
     pub(crate) auto_renew_enabled: Option<bool>,
 }
 
-/// Checks a customer id from the path: the partner's own identifier for its customer.
-pub(crate) fn check_customer_id(raw: &str) -> Result<(), ApiError> {
-    // "." and ".." would be path segments that URLs resolve away (links to the customer break).
-    let valid = !raw.is_empty()
-        && raw.len() <= 128
-        && raw != "."
-        && raw != ".."
-        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest {
-            field: "customerId".into(),
-            message: "must be 1 to 128 letters, digits, '-', '_' or '.' (and not just \".\" or \"..\")".into(),
-        })
-    }
-}
-
-/// A fresh authorization code: 32 random bytes, URL-safe base64. It identifies the purchase at
-/// the publisher's site, so it must be unguessable.
+/// A fresh authorization code. It identifies the purchase at the publisher's site, so it must be
+/// unguessable.
 fn authorization_code() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    random_token()
 }
 
 fn order_view(

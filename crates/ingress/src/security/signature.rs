@@ -8,7 +8,7 @@
 //! ([`check_headers`]) before the body is read, so a request that cannot be a valid webhook
 //! never makes the server read or hold its body.
 
-use crate::directory::WebhookSecret;
+use crate::security::credentials::WebhookSecret;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};

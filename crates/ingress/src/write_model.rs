@@ -1,7 +1,12 @@
-//! Running a domain command against one subscription: take its state from the log (read and
-//! folded, or kept in memory by the embedded log), let the caller check ownership and decide,
-//! wrap the decided events in envelopes, and prepare the append against the stream version
-//! the state was folded from (optimistic concurrency).
+//! The write model: running a domain command against one subscription. Take its state from the
+//! log (read and folded, or kept in memory by the embedded log), let the caller check ownership
+//! and `decide`, wrap the decided events in envelopes, and prepare the append against the stream
+//! version the state was folded from (optimistic concurrency).
+//!
+//! In: a subscription id, and the events a handler decided. Out: the [`StreamState`] to decide
+//! against, [`EventEnvelope`]s, and the [`StreamAppend`] that [`crate::idempotency::write`]
+//! commits (deciding again when another writer got there first). Every write path (webhooks, the
+//! SaaS API, the partner API and through it the console) goes through here.
 
 use crate::error::ApiError;
 use crate::state::AppState;

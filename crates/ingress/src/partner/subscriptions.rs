@@ -3,14 +3,14 @@
 //! event history. Another partner's subscription, or a subscription under another customer,
 //! is simply not found.
 
-use crate::auth::PartnerCaller;
+use super::check_customer_id;
 use crate::body::JsonBody;
-use crate::commands::{envelopes, load, parse_subscription_id, prepare};
 use crate::error::ApiError;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
-use crate::partner_orders::check_customer_id;
+use crate::partner::views::{etag, subscription_view};
+use crate::security::bearer::PartnerCaller;
 use crate::state::AppState;
-use crate::views::{etag, subscription_view};
+use crate::write_model::{envelopes, load, parse_subscription_id, prepare};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use tracing::{info, Instrument};
+
+/// The subscription routes.
+pub(crate) fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/v1/customers/{customer_id}/subscriptions", axum::routing::get(list))
+        .route("/v1/customers/{customer_id}/subscriptions/{id}", axum::routing::get(get).patch(patch))
+        .route("/v1/customers/{customer_id}/subscriptions/{id}/events", axum::routing::get(events))
+}
 
 fn owned<'a>(
     s: Option<&'a Subscription>,
