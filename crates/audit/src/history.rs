@@ -37,7 +37,7 @@ pub struct TimelineRow {
 
 fn details(event: &Event) -> String {
     match event {
-        Event::SubscriptionPurchased(p) => format!(
+        Event::SubscriptionPurchased { purchase: p, .. } => format!(
             "{}/{} x{} {} {}, customer {}, partner {}{}",
             p.offer_id,
             p.plan_id,

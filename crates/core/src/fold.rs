@@ -47,28 +47,15 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
     match state {
         Some(s) if s.seen_event_ids.contains(&id) => (Some(s), vec![Effect::Duplicate { event_id: id }]),
         None => match &envelope.event {
-            Event::SubscriptionPurchased(p) => {
+            Event::SubscriptionPurchased { purchase, cancellation_allowed_until } => {
                 let subscription = Subscription {
                     id: envelope.subscription_id,
-                    order_id: p.order_id,
-                    line_item_number: p.line_item_number,
-                    customer_id: p.customer_id.clone(),
-                    partner_id: p.partner_id.clone(),
-                    publisher_id: p.publisher_id.clone(),
-                    offer_id: p.offer_id.clone(),
-                    plan_id: p.plan_id.clone(),
-                    quantity: p.quantity,
-                    term: p.term,
-                    billing_cycle: p.billing_cycle,
-                    auto_renew: p.auto_renew,
-                    friendly_name: p.friendly_name.clone(),
-                    indirect_reseller_mpn_id: p.indirect_reseller_mpn_id.clone(),
-                    authorization_code: p.authorization_code.clone(),
+                    purchase: purchase.clone(),
                     status: Status::PendingFulfillment,
                     licenses_assigned: None,
                     setup_confirmed: false,
                     purchased_at: envelope.occurred_at,
-                    cancellation_allowed_until: p.cancellation_allowed_until,
+                    cancellation_allowed_until: *cancellation_allowed_until,
                     billing_started_at: None,
                     cancelled_at: None,
                     cancellation: None,
@@ -115,13 +102,13 @@ fn rejected(event_id: Uuid, rejection: &Rejection) -> Effect {
 fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>, Rejection> {
     let at = envelope.occurred_at;
     let id = envelope.event_id;
-    if matches!(envelope.event, Event::SubscriptionPurchased(_)) {
+    if matches!(envelope.event, Event::SubscriptionPurchased { .. }) {
         return Err(Rejection::AlreadyPurchased);
     }
     ensure_not_terminal(s)?;
     let mut effects = Vec::new();
     match &envelope.event {
-        Event::SubscriptionPurchased(_) => unreachable!("refused above"),
+        Event::SubscriptionPurchased { .. } => unreachable!("refused above"),
         Event::LicensesAssigned { assigned_count } => {
             check_licenses(s, *assigned_count)?;
             s.licenses_assigned = Some(*assigned_count);
@@ -133,16 +120,16 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
             effects.extend(start_billing_when_ready(s, id, at));
         }
         Event::QuantityChanged { quantity, .. } => {
-            let previous_quantity = s.quantity;
-            s.quantity = *quantity;
+            let previous_quantity = s.purchase.quantity;
+            s.purchase.quantity = *quantity;
             if s.is_billing() && previous_quantity != *quantity {
                 let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: *quantity };
                 effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
             }
         }
-        Event::NicknameChanged { friendly_name } => s.friendly_name = friendly_name.clone(),
-        Event::AutoRenewChanged { auto_renew } => s.auto_renew = *auto_renew,
-        Event::IndirectResellerSet { mpn_id } => s.indirect_reseller_mpn_id = Some(mpn_id.clone()),
+        Event::NicknameChanged { friendly_name } => s.purchase.friendly_name = friendly_name.clone(),
+        Event::AutoRenewChanged { auto_renew } => s.purchase.auto_renew = *auto_renew,
+        Event::IndirectResellerSet { mpn_id } => s.purchase.indirect_reseller_mpn_id = Some(mpn_id.clone()),
         Event::Cancelled(cancellation) => {
             let was_billing = s.is_billing();
             s.status = Status::Unsubscribed;
@@ -152,8 +139,8 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
                 s.operations.push(Operation {
                     id: operation_id,
                     action: OperationAction::Unsubscribe,
-                    plan_id: s.plan_id.clone(),
-                    quantity: s.quantity,
+                    plan_id: s.purchase.plan_id.clone(),
+                    quantity: s.purchase.quantity,
                     status: OperationStatus::Succeeded,
                     requested_by: cancellation.by,
                     requested_at: at,
@@ -195,16 +182,16 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
                 return Ok(effects);
             }
             s.operations[index].status = OperationStatus::Succeeded;
-            let (previous_plan_id, previous_quantity) = (s.plan_id.clone(), s.quantity);
-            s.plan_id = operation.plan_id.clone();
-            s.quantity = operation.quantity;
+            let (previous_plan_id, previous_quantity) = (s.purchase.plan_id.clone(), s.purchase.quantity);
+            s.purchase.plan_id = operation.plan_id.clone();
+            s.purchase.quantity = operation.quantity;
             if s.is_billing() {
-                if previous_plan_id != s.plan_id {
-                    let kind = BillingEventKind::PlanChanged { previous_plan_id, plan_id: s.plan_id.clone() };
+                if previous_plan_id != s.purchase.plan_id {
+                    let kind = BillingEventKind::PlanChanged { previous_plan_id, plan_id: s.purchase.plan_id.clone() };
                     effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
                 }
-                if previous_quantity != s.quantity {
-                    let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: s.quantity };
+                if previous_quantity != s.purchase.quantity {
+                    let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: s.purchase.quantity };
                     effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
                 }
             }
@@ -222,7 +209,7 @@ fn start_billing_when_ready(s: &mut Subscription, event_id: Uuid, at: chrono::Da
     }
     s.status = Status::Subscribed;
     s.billing_started_at = Some(at);
-    let kind = BillingEventKind::Started { quantity: s.quantity };
+    let kind = BillingEventKind::Started { quantity: s.purchase.quantity };
     Some(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
 }
 
@@ -314,7 +301,7 @@ mod tests {
             ],
         );
         assert_eq!(billing_types(&folded.effects), ["billing.started", "billing.quantity_changed"]);
-        assert_eq!(folded.state.unwrap().quantity, 9);
+        assert_eq!(folded.state.unwrap().purchase.quantity, 9);
     }
 
     #[test]
@@ -364,7 +351,7 @@ mod tests {
         assert!(matches!(&folded.effects[0], Effect::Rejected { code, .. } if code == "not-found"));
 
         let folded = fold(None, &[envelope(purchase_event(5)), envelope(purchase_event(7))]);
-        assert_eq!(folded.state.as_ref().unwrap().quantity, 5);
+        assert_eq!(folded.state.as_ref().unwrap().purchase.quantity, 5);
         assert!(matches!(&folded.effects[0], Effect::Rejected { code, .. } if code == "already-purchased"));
     }
 
@@ -483,10 +470,10 @@ mod operation_tests {
         let (s, effects) =
             apply_all(s.clone(), request(&s, 1, RequestedChange::Quantity { quantity: 9, plan: plan() }).unwrap());
         assert!(effects.is_empty());
-        assert_eq!(s.quantity, 5);
+        assert_eq!(s.purchase.quantity, 5);
         assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::InProgress);
         let (s, effects) = apply_all(s.clone(), complete(&s, 1, OperationOutcome::Succeeded).unwrap());
-        assert_eq!(s.quantity, 9);
+        assert_eq!(s.purchase.quantity, 9);
         assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::Succeeded);
         let Effect::Billing(b) = &effects[0] else { panic!("{effects:?}") };
         assert_eq!(b.kind, BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 9 });
@@ -502,7 +489,7 @@ mod operation_tests {
         let (s, _) = apply_all(s.clone(), request(&s, 1, RequestedChange::Plan(gold())).unwrap());
         let (s, effects) = apply_all(s.clone(), complete(&s, 1, OperationOutcome::Failed).unwrap());
         assert!(effects.is_empty());
-        assert_eq!(s.plan_id, "standard");
+        assert_eq!(s.purchase.plan_id, "standard");
         assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::Failed);
     }
 
@@ -511,7 +498,7 @@ mod operation_tests {
         let s = active(5);
         let (s, _) = apply_all(s.clone(), request(&s, 1, RequestedChange::Plan(gold())).unwrap());
         let (s, effects) = apply_all(s.clone(), complete(&s, 1, OperationOutcome::Succeeded).unwrap());
-        assert_eq!(s.plan_id, "gold");
+        assert_eq!(s.purchase.plan_id, "gold");
         let Effect::Billing(b) = &effects[0] else { panic!("{effects:?}") };
         assert_eq!(
             b.kind,
@@ -533,7 +520,7 @@ mod operation_tests {
             Err(Rejection::NewerOperationCompleted { newer: op(2) })
         );
         assert_eq!(complete(&s, 1, OperationOutcome::Failed).unwrap().len(), 1, "it may still be marked failed");
-        assert_eq!(s.quantity, 8);
+        assert_eq!(s.purchase.quantity, 8);
     }
 
     #[test]

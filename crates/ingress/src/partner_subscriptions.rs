@@ -26,7 +26,7 @@ fn owned<'a>(
     partner: &PartnerCaller,
     customer_id: &str,
 ) -> Result<&'a Subscription, ApiError> {
-    s.filter(|s| s.partner_id == partner.id && s.customer_id == customer_id)
+    s.filter(|s| s.purchase.partner_id == partner.id && s.purchase.customer_id == customer_id)
         .ok_or_else(|| ApiError::NotFound("subscription not found".into()))
 }
 
@@ -121,7 +121,10 @@ fn commands(
     if let Some(quantity) = patch.quantity {
         let plan = plan.ok_or_else(|| ApiError::Conflict {
             code: "plan-unavailable".into(),
-            message: format!("plan {} of offer {} is no longer in the catalog", s.plan_id, s.offer_id),
+            message: format!(
+                "plan {} of offer {} is no longer in the catalog",
+                s.purchase.plan_id, s.purchase.offer_id
+            ),
         })?;
         changes.push(Command::ChangeQuantity { quantity, plan: plan.clone() });
     }
@@ -197,7 +200,8 @@ pub(crate) async fn change_subscription(
                 }
             }
             let now = state.clock.now();
-            let plan = state.directory.offer(&current.offer_id).and_then(|o| o.plan(&current.plan_id));
+            let plan =
+                state.directory.offer(&current.purchase.offer_id).and_then(|o| o.plan(&current.purchase.plan_id));
             let (changes, cancel) = commands(patch, current, plan)?;
             // Decide each change against the state the previous ones produce.
             let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };

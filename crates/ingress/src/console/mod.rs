@@ -589,7 +589,8 @@ async fn render_subscription(
         Ok(found) => found,
         Err(e) => return read_failure(&nav, e, "You have no subscription with this ID under this customer."),
     };
-    let plan = state.app.directory.offer(&subscription.offer_id).and_then(|o| o.plan(&subscription.plan_id));
+    let plan =
+        state.app.directory.offer(&subscription.purchase.offer_id).and_then(|o| o.plan(&subscription.purchase.plan_id));
     let form_id = Uuid::new_v4().to_string();
     let details = pages::SubscriptionPage {
         customer_id,

@@ -217,7 +217,7 @@ fn action_needed_cell(row: &SubscriptionRow<'_>) -> Markup {
                 @if let Some(link) = &row.activation_link {
                     p { a href=(link) rel="noopener noreferrer" target="_blank" { "Go to publisher's site" } }
                 }
-                p { "Authorization code: " code { (s.authorization_code) } }
+                p { "Authorization code: " code { (s.purchase.authorization_code) } }
             }
         }
     }
@@ -244,10 +244,10 @@ pub(crate) fn customer(nav: &Nav<'_>, customer_id: &str, rows: &[SubscriptionRow
                         @let s = row.subscription;
                         tr {
                             th scope="row" {
-                                a href={ "/console/customers/" (customer_id) "/subscriptions/" (s.id) } { (s.friendly_name) }
+                                a href={ "/console/customers/" (customer_id) "/subscriptions/" (s.id) } { (s.purchase.friendly_name) }
                             }
-                            td.optional { (s.offer_id) " (" (s.plan_id) ")" br; span.hint { "by " (s.publisher_id) } }
-                            td { (s.quantity) }
+                            td.optional { (s.purchase.offer_id) " (" (s.purchase.plan_id) ")" br; span.hint { "by " (s.purchase.publisher_id) } }
+                            td { (s.purchase.quantity) }
                             td { (status_badge(s)) (action_needed_cell(row)) }
                         }
                     }
@@ -383,12 +383,12 @@ pub(crate) fn order_confirmation(nav: &Nav<'_>, customer_id: &str, rows: &[Subsc
             @for row in rows {
                 @let s = row.subscription;
                 section {
-                    h2 { (s.friendly_name) }
+                    h2 { (s.purchase.friendly_name) }
                     dl {
                         dt { "Customer" } dd { (customer_id) }
-                        dt { "Offer" } dd { (s.offer_id) " by " (s.publisher_id) }
-                        dt { "Plan" } dd { (s.plan_id) }
-                        dt { "Quantity" } dd { (s.quantity) }
+                        dt { "Offer" } dd { (s.purchase.offer_id) " by " (s.purchase.publisher_id) }
+                        dt { "Plan" } dd { (s.purchase.plan_id) }
+                        dt { "Quantity" } dd { (s.purchase.quantity) }
                         dt { "Status" } dd { (status_badge(s)) }
                     }
                     (action_needed_cell(row))
@@ -401,7 +401,7 @@ pub(crate) fn order_confirmation(nav: &Nav<'_>, customer_id: &str, rows: &[Subsc
 
 fn describe(entry: &TimelineEntry) -> String {
     match &entry.event.envelope.event {
-        Event::SubscriptionPurchased(p) => format!(
+        Event::SubscriptionPurchased { purchase: p, .. } => format!(
             "Purchased {} licenses of {} ({}), term {}, billed {}",
             p.quantity, p.offer_id, p.plan_id, p.term, p.billing_cycle
         ),
@@ -496,7 +496,7 @@ pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscr
     let window_open = s.within_cancellation_window(page.now);
     let (min, max) = page.plan.map(|p| (p.min_quantity, p.max_quantity)).unwrap_or((1, u32::MAX));
     layout(
-        &s.friendly_name,
+        &s.purchase.friendly_name,
         Some(nav),
         html! {
             p { a href={ "/console/customers/" (page.customer_id) } { "Customer " (page.customer_id) } }
@@ -507,12 +507,12 @@ pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscr
                 h2 id="summary-heading" { "Summary" }
                 dl {
                     dt { "Status" } dd { (status_badge(s)) }
-                    dt { "Offer" } dd { (s.offer_id) " by " (s.publisher_id) }
-                    dt { "Plan" } dd { (s.plan_id) }
-                    dt { "Quantity" } dd { (s.quantity) " licenses" }
-                    dt { "Term" } dd { (s.term) ", billed " (s.billing_cycle) }
-                    dt { "Auto-renew" } dd { @if s.auto_renew { "On" } @else { "Off" } }
-                    dt { "Indirect reseller MPN ID" } dd { (s.indirect_reseller_mpn_id.as_deref().unwrap_or("None")) }
+                    dt { "Offer" } dd { (s.purchase.offer_id) " by " (s.purchase.publisher_id) }
+                    dt { "Plan" } dd { (s.purchase.plan_id) }
+                    dt { "Quantity" } dd { (s.purchase.quantity) " licenses" }
+                    dt { "Term" } dd { (s.purchase.term) ", billed " (s.purchase.billing_cycle) }
+                    dt { "Auto-renew" } dd { @if s.purchase.auto_renew { "On" } @else { "Off" } }
+                    dt { "Indirect reseller MPN ID" } dd { (s.purchase.indirect_reseller_mpn_id.as_deref().unwrap_or("None")) }
                     dt { "Purchased" } dd { (date_time(&s.purchased_at)) }
                     dt { "Billing" } dd id="billing" {
                         @if let Some(at) = s.billing_started_at {
@@ -536,29 +536,29 @@ pub(crate) fn subscription(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscr
                 section aria-labelledby="changes-heading" {
                     h2 id="changes-heading" { "Change this subscription" }
                     (change_form(&base, "nickname", tokens, &etag, html! {
-                        (text_input(errors, "friendly_name", "Nickname", &kept("friendly_name", s.friendly_name.clone()), None, true))
+                        (text_input(errors, "friendly_name", "Nickname", &kept("friendly_name", s.purchase.friendly_name.clone()), None, true))
                         button type="submit" { "Save nickname" }
                     }))
                     (change_form(&base, "quantity", tokens, &etag, html! {
                         label for="quantity" { "Quantity (licenses)" }
                         p.hint id="quantity-hint" { "This plan allows " (min) " to " (max) " licenses." }
                         input id="quantity" name="quantity" type="number" min=(min) max=(max)
-                            value=(kept("quantity", s.quantity.to_string())) required
+                            value=(kept("quantity", s.purchase.quantity.to_string())) required
                             aria-invalid=[errors.get("quantity").map(|_| "true")]
                             aria-describedby=[described_by(errors, "quantity", Some("quantity-hint"))];
                         (field_error(errors, "quantity"))
                         button type="submit" { "Update licenses" }
                     }))
                     (change_form(&base, "auto-renew", tokens, &etag, html! {
-                        p id="auto-renew-state" { "Auto-renew is " strong { @if s.auto_renew { "on" } @else { "off" } } "." }
-                        input type="hidden" name="auto_renew" value=(if s.auto_renew { "false" } else { "true" });
+                        p id="auto-renew-state" { "Auto-renew is " strong { @if s.purchase.auto_renew { "on" } @else { "off" } } "." }
+                        input type="hidden" name="auto_renew" value=(if s.purchase.auto_renew { "false" } else { "true" });
                         (field_error(errors, "auto_renew"))
                         button type="submit" aria-describedby=[described_by(errors, "auto_renew", Some("auto-renew-state"))] {
-                            @if s.auto_renew { "Turn auto-renew off" } @else { "Turn auto-renew on" }
+                            @if s.purchase.auto_renew { "Turn auto-renew off" } @else { "Turn auto-renew on" }
                         }
                     }))
                     (change_form(&base, "reseller", tokens, &etag, html! {
-                        (text_input(errors, "mpn_id", "Indirect reseller MPN ID", &kept("mpn_id", s.indirect_reseller_mpn_id.clone().unwrap_or_default()), None, true))
+                        (text_input(errors, "mpn_id", "Indirect reseller MPN ID", &kept("mpn_id", s.purchase.indirect_reseller_mpn_id.clone().unwrap_or_default()), None, true))
                         button type="submit" { "Save MPN ID" }
                     }))
                     (change_form(&base, "cancel", tokens, &etag, html! {
