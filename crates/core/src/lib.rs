@@ -13,6 +13,9 @@
 //!   events, or a rejection for an event that reached the log but breaks a rule after a race).
 //!   [`fold`] is `apply` over a stream; the projector and the replay tools use nothing else.
 //!
+//! [`explain`] is the same fold told event by event (outcome, status after, billing caused),
+//! for everything that shows a subscription's history to people.
+//!
 //! Invariants kept here: billing starts only when both licenses are assigned and setup is
 //! confirmed, in either order, exactly once, never after cancellation; a duplicate event id is a
 //! no-op; an unsubscribed subscription is terminal.
@@ -24,6 +27,7 @@ mod event;
 mod fold;
 mod policy;
 mod subscription;
+mod timeline;
 
 pub use billing::{BillingEvent, BillingEventKind};
 pub use catalog::{BillingCycle, Plan, Term};
@@ -35,6 +39,7 @@ pub use event::{
 pub use fold::{apply, fold, Effect, Folded};
 pub use policy::Policy;
 pub use subscription::{Operation, OperationStatus, Status, Subscription};
+pub use timeline::{explain, Explained, Outcome, Timeline};
 
 #[cfg(test)]
 mod test_support;
