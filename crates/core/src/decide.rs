@@ -1,222 +1,20 @@
-//! `decide`: checks a command against the current state and says which events it causes.
-//! Every business rule a caller can break lives here, each with a [`Rejection`] that tells the
-//! caller what to fix. A command that changes nothing decides no events (so retries are safe).
+//! `decide`: checks a [`Command`] against the current state and says which events it causes,
+//! or which rule it breaks ([`Rejection`], telling the caller what to fix). A command that
+//! changes nothing decides no events, so retries are safe.
+//!
+//! In: the state (`None` before the purchase), the command, and `now` (the cancellation window
+//! is measured against it; the wall clock is read at the edge). Out: events for the log. The
+//! rules themselves live in `rules` (those the fold re-checks too) and `operations`.
 
-use crate::catalog::Plan;
-use crate::event::{Cancellation, Event, OperationAction, OperationOutcome, Purchase, SourceKind};
-use crate::policy::Policy;
-use crate::subscription::{OperationStatus, Status, Subscription};
+use crate::command::{Command, PurchaseOrder};
+use crate::event::{Cancellation, Event, Purchase, SourceKind};
+use crate::operations;
+use crate::rejection::Rejection;
+use crate::rules::{
+    check_friendly_name, check_licenses, check_mpn_id, check_quantity, check_setup, ensure_not_terminal, invalid,
+};
+use crate::subscription::Subscription;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
-/// A purchase as the partner asked for it, with what only the command needs: the catalog plan
-/// it refers to, already looked up by the caller (the catalog is configuration, not state), and
-/// the policy in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PurchaseOrder {
-    /// What is bought; its `plan_id` names [`PurchaseOrder::plan`].
-    pub purchase: Purchase,
-    /// The plan from the catalog, for the quantity bounds and the terms it is sold for.
-    pub plan: Plan,
-    /// Policy in force at purchase.
-    pub policy: Policy,
-}
-
-/// What a caller asks to happen to one subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// Buy a new subscription.
-    Purchase(Box<PurchaseOrder>),
-    /// Publisher: licenses are assigned.
-    AssignLicenses {
-        /// Licenses assigned.
-        assigned_count: u32,
-    },
-    /// Publisher: account setup is done (SaaS API `activate`).
-    ConfirmSetup {
-        /// Plan set up.
-        plan_id: String,
-        /// Quantity set up.
-        quantity: u32,
-    },
-    /// Change the license count; `plan` is the subscription's catalog plan.
-    ChangeQuantity {
-        /// New count.
-        quantity: u32,
-        /// Catalog plan, for the bounds.
-        plan: Plan,
-    },
-    /// Rename.
-    ChangeNickname {
-        /// New nickname.
-        friendly_name: String,
-    },
-    /// Turn auto-renew on or off.
-    SetAutoRenew {
-        /// Desired setting.
-        auto_renew: bool,
-    },
-    /// Record the indirect reseller of record.
-    SetIndirectReseller {
-        /// MPN ID.
-        mpn_id: String,
-    },
-    /// Cancel.
-    Cancel {
-        /// Why.
-        reason: String,
-        /// Who asks; partners are bound by the cancellation window, publishers are not.
-        by: SourceKind,
-        /// The SaaS API operation recording it (publisher `DELETE`), if any.
-        operation_id: Option<Uuid>,
-    },
-    /// Publisher (SaaS API `PATCH`): ask to change plan or quantity; it takes effect when the
-    /// operation succeeds.
-    RequestChange {
-        /// Id for the new operation.
-        operation_id: Uuid,
-        /// The change.
-        change: RequestedChange,
-    },
-    /// Publisher (SaaS API operation `PATCH`): report an operation's outcome.
-    CompleteOperation {
-        /// The operation.
-        operation_id: Uuid,
-        /// Succeeded or failed.
-        outcome: OperationOutcome,
-    },
-}
-
-/// A plan or quantity change, with the catalog plan that bounds the result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestedChange {
-    /// Move to `plan` (from the catalog), keeping the quantity.
-    Plan(Plan),
-    /// Change the quantity within `plan` (the current plan, from the catalog).
-    Quantity {
-        /// New quantity.
-        quantity: u32,
-        /// Current plan.
-        plan: Plan,
-    },
-}
-
-/// Why a command (or a racing event) was refused. Each variant is one rule; the HTTP layer maps
-/// [`Rejection::is_invalid_input`] to 422, [`Rejection::NotFound`] to 404 and the rest to 409.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// No such subscription.
-    #[error("subscription not found")]
-    NotFound,
-    /// A purchase for an id that already exists.
-    #[error("subscription already exists")]
-    AlreadyPurchased,
-    /// The subscription is cancelled; nothing changes it any more.
-    #[error("subscription is cancelled (unsubscribed); it cannot be changed")]
-    Unsubscribed,
-    /// A field value breaks a rule that does not depend on state.
-    #[error("{field}: {message}")]
-    InvalidField {
-        /// Wire name of the field.
-        field: &'static str,
-        /// What is wrong and what is allowed.
-        message: String,
-    },
-    /// Setup confirmed for another plan than the one bought.
-    #[error("setup confirmed for plan {reported:?} but the subscription is on plan {current:?}")]
-    PlanMismatch {
-        /// Plan of the subscription.
-        current: String,
-        /// Plan reported.
-        reported: String,
-    },
-    /// Setup confirmed for another quantity than the subscription has.
-    #[error("setup confirmed for quantity {reported} but the subscription has quantity {current}")]
-    QuantityMismatch {
-        /// Quantity of the subscription.
-        current: u32,
-        /// Quantity reported.
-        reported: u32,
-    },
-    /// Setup was already confirmed with other values.
-    #[error("setup was already confirmed for plan {plan_id:?} with quantity {quantity}")]
-    SetupAlreadyConfirmed {
-        /// Plan confirmed earlier.
-        plan_id: String,
-        /// Quantity confirmed earlier.
-        quantity: u32,
-    },
-    /// More licenses assigned than bought.
-    #[error("{assigned} licenses assigned but the subscription has only {quantity}")]
-    LicensesExceedQuantity {
-        /// Reported count.
-        assigned: u32,
-        /// Subscription quantity.
-        quantity: u32,
-    },
-    /// Only a subscribed (active) subscription can be changed through an operation.
-    #[error("subscription is not subscribed (active); it is {0}")]
-    NotSubscribed(&'static str),
-    /// A change to the value the subscription already has.
-    #[error("{field} is already {value}")]
-    SameValue {
-        /// Wire name of the field.
-        field: &'static str,
-        /// The current value.
-        value: String,
-    },
-    /// No such operation on this subscription.
-    #[error("operation not found")]
-    OperationNotFound,
-    /// The operation already ended the other way.
-    #[error("operation already completed as {status:?}")]
-    OperationAlreadyCompleted {
-        /// How it ended.
-        status: OperationStatus,
-    },
-    /// A later operation already took effect; this older one can no longer succeed.
-    #[error("a newer update ({newer}) already completed")]
-    NewerOperationCompleted {
-        /// The newer operation.
-        newer: Uuid,
-    },
-    /// A partner tried to cancel after the refundable window.
-    #[error("the cancellation window closed at {closed_at}")]
-    CancellationWindowClosed {
-        /// End of the window.
-        closed_at: DateTime<Utc>,
-    },
-}
-
-impl Rejection {
-    /// True for rejections caused by a bad value rather than by the subscription's state.
-    pub fn is_invalid_input(&self) -> bool {
-        matches!(self, Rejection::InvalidField { .. })
-    }
-
-    /// A stable machine-readable code, for problem documents and stored rejections.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Rejection::NotFound => "not-found",
-            Rejection::AlreadyPurchased => "already-purchased",
-            Rejection::Unsubscribed => "unsubscribed",
-            Rejection::InvalidField { .. } => "invalid-field",
-            Rejection::PlanMismatch { .. } => "plan-mismatch",
-            Rejection::QuantityMismatch { .. } => "quantity-mismatch",
-            Rejection::SetupAlreadyConfirmed { .. } => "setup-already-confirmed",
-            Rejection::LicensesExceedQuantity { .. } => "licenses-exceed-quantity",
-            Rejection::CancellationWindowClosed { .. } => "cancellation-window-closed",
-            Rejection::NotSubscribed(_) => "not-subscribed",
-            Rejection::SameValue { .. } => "same-value",
-            Rejection::OperationNotFound => "operation-not-found",
-            Rejection::OperationAlreadyCompleted { .. } => "operation-already-completed",
-            Rejection::NewerOperationCompleted { .. } => "newer-operation-completed",
-        }
-    }
-}
-
-/// Longest nickname accepted; Partner Center shows it in tables.
-const MAX_FRIENDLY_NAME_CHARS: usize = 128;
 
 /// Checks `command` against `state` at instant `now` and returns the events it causes (empty
 /// when it changes nothing).
@@ -287,72 +85,15 @@ pub fn decide(state: Option<&Subscription>, command: &Command, now: DateTime<Utc
                 operation_id: *operation_id,
             })])
         }
-        Command::RequestChange { operation_id, change } => {
-            ensure_subscribed(s)?;
-            let (action, plan_id, quantity) = match change {
-                RequestedChange::Plan(plan) => {
-                    if plan.id == s.purchase.plan_id {
-                        return Err(Rejection::SameValue { field: "planId", value: s.purchase.plan_id.clone() });
-                    }
-                    check_quantity(plan, s.purchase.quantity)?;
-                    (OperationAction::ChangePlan, plan.id.clone(), s.purchase.quantity)
-                }
-                RequestedChange::Quantity { quantity, plan } => {
-                    if *quantity == s.purchase.quantity {
-                        return Err(Rejection::SameValue { field: "quantity", value: s.purchase.quantity.to_string() });
-                    }
-                    check_quantity(plan, *quantity)?;
-                    (OperationAction::ChangeQuantity, s.purchase.plan_id.clone(), *quantity)
-                }
-            };
-            Ok(vec![Event::OperationRequested { operation_id: *operation_id, action, plan_id, quantity }])
-        }
+        Command::RequestChange { operation_id, change } => operations::decide_request(s, *operation_id, change),
         Command::CompleteOperation { operation_id, outcome } => {
-            let operation = s.operation(*operation_id).ok_or(Rejection::OperationNotFound)?;
-            let repeated = matches!(
-                (operation.status, outcome),
-                (OperationStatus::Succeeded, OperationOutcome::Succeeded)
-                    | (OperationStatus::Failed, OperationOutcome::Failed)
-            );
-            if repeated {
-                return Ok(vec![]);
-            }
-            check_completion(s, *operation_id, *outcome)?;
-            Ok(vec![Event::OperationCompleted { operation_id: *operation_id, outcome: *outcome }])
+            operations::decide_completion(s, *operation_id, *outcome)
         }
     }
 }
 
-/// Rule: operations change only subscribed subscriptions. Shared with the fold.
-pub(crate) fn ensure_subscribed(s: &Subscription) -> Result<(), Rejection> {
-    match s.status {
-        Status::Subscribed => Ok(()),
-        Status::PendingFulfillment => Err(Rejection::NotSubscribed("pending fulfillment")),
-        Status::Unsubscribed => Err(Rejection::Unsubscribed),
-    }
-}
-
-/// Rule: an operation completes once, and cannot succeed after a newer one succeeded. Shared
-/// with the fold.
-pub(crate) fn check_completion(
-    s: &Subscription,
-    operation_id: Uuid,
-    outcome: OperationOutcome,
-) -> Result<(), Rejection> {
-    let index = s.operations.iter().position(|o| o.id == operation_id).ok_or(Rejection::OperationNotFound)?;
-    let operation = &s.operations[index];
-    if operation.status != OperationStatus::InProgress {
-        return Err(Rejection::OperationAlreadyCompleted { status: operation.status });
-    }
-    if outcome == OperationOutcome::Succeeded {
-        ensure_subscribed(s)?;
-        if let Some(newer) = s.operations[index + 1..].iter().find(|o| o.status == OperationStatus::Succeeded) {
-            return Err(Rejection::NewerOperationCompleted { newer: newer.id });
-        }
-    }
-    Ok(())
-}
-
+/// Decides a purchase: a quantity and term the catalog plan allows, a billing cycle that fits
+/// the term, a valid nickname and reseller. Records the window end from the policy in force.
 fn decide_purchase(order: &PurchaseOrder, now: DateTime<Utc>) -> Result<Vec<Event>, Rejection> {
     let (purchase, plan) = (&order.purchase, &order.plan);
     if purchase.plan_id != plan.id {
@@ -380,81 +121,6 @@ fn decide_purchase(order: &PurchaseOrder, now: DateTime<Utc>) -> Result<Vec<Even
         purchase: Purchase { friendly_name, ..purchase.clone() },
         cancellation_allowed_until: now + order.policy.cancellation_window,
     }])
-}
-
-fn invalid(field: &'static str, message: String) -> Rejection {
-    Rejection::InvalidField { field, message }
-}
-
-/// Rule: an unsubscribed subscription is terminal. Shared with the fold.
-pub(crate) fn ensure_not_terminal(s: &Subscription) -> Result<(), Rejection> {
-    if s.status == Status::Unsubscribed {
-        return Err(Rejection::Unsubscribed);
-    }
-    Ok(())
-}
-
-/// Rule: setup must be confirmed once, for the subscription's plan and quantity. Shared with
-/// the fold, which re-checks it for events that raced past `decide`.
-pub(crate) fn check_setup(s: &Subscription, plan_id: &str, quantity: u32) -> Result<(), Rejection> {
-    if s.setup_confirmed {
-        return Err(Rejection::SetupAlreadyConfirmed {
-            plan_id: s.purchase.plan_id.clone(),
-            quantity: s.purchase.quantity,
-        });
-    }
-    if plan_id != s.purchase.plan_id {
-        return Err(Rejection::PlanMismatch { current: s.purchase.plan_id.clone(), reported: plan_id.to_owned() });
-    }
-    if quantity != s.purchase.quantity {
-        return Err(Rejection::QuantityMismatch { current: s.purchase.quantity, reported: quantity });
-    }
-    Ok(())
-}
-
-/// Rule: a publisher cannot assign more licenses than were bought. Shared with the fold.
-pub(crate) fn check_licenses(s: &Subscription, assigned: u32) -> Result<(), Rejection> {
-    if assigned > s.purchase.quantity {
-        return Err(Rejection::LicensesExceedQuantity { assigned, quantity: s.purchase.quantity });
-    }
-    Ok(())
-}
-
-/// Rule: a quantity lies within its plan's bounds.
-fn check_quantity(plan: &Plan, quantity: u32) -> Result<(), Rejection> {
-    if !plan.allows_quantity(quantity) {
-        return Err(invalid(
-            "quantity",
-            format!(
-                "must be between {} and {} licenses for plan {} (asked for {quantity})",
-                plan.min_quantity, plan.max_quantity, plan.id
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Rule: a nickname is 1 to 128 printable characters after trimming.
-fn check_friendly_name(name: &str) -> Result<String, Rejection> {
-    let trimmed = name.trim();
-    if trimmed.is_empty() {
-        return Err(invalid("friendlyName", "must not be empty".into()));
-    }
-    if trimmed.chars().count() > MAX_FRIENDLY_NAME_CHARS {
-        return Err(invalid("friendlyName", format!("must be at most {MAX_FRIENDLY_NAME_CHARS} characters")));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(invalid("friendlyName", "must not contain control characters".into()));
-    }
-    Ok(trimmed.to_owned())
-}
-
-/// Rule: an MPN ID (Microsoft Partner Network id, now "Partner ID") is 6 to 10 digits.
-fn check_mpn_id(field: &'static str, mpn: &str) -> Result<(), Rejection> {
-    if !(6..=10).contains(&mpn.len()) || !mpn.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(field, format!("{mpn:?} is not an MPN ID (6 to 10 digits)")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

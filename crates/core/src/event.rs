@@ -441,22 +441,7 @@ mod tests {
     #[test]
     fn a_purchase_keeps_its_fields_at_the_top_level_of_its_data() {
         let event = Event::SubscriptionPurchased {
-            purchase: Purchase {
-                order_id: Uuid::from_u128(1),
-                line_item_number: 0,
-                customer_id: "c".into(),
-                partner_id: "p".into(),
-                publisher_id: "contoso".into(),
-                offer_id: "crm".into(),
-                plan_id: "standard".into(),
-                quantity: 3,
-                term: Term::P1M,
-                billing_cycle: BillingCycle::Monthly,
-                auto_renew: true,
-                friendly_name: "CRM".into(),
-                indirect_reseller_mpn_id: None,
-                authorization_code: "code".into(),
-            },
+            purchase: crate::test_support::purchase_order(3).purchase,
             cancellation_allowed_until: "2026-01-04T00:00:00Z".parse().unwrap(),
         };
         let data = event.data();

@@ -1,7 +1,8 @@
 //! Fixtures shared by the unit and property tests of this crate.
 
 use crate::catalog::{BillingCycle, Plan, Term};
-use crate::decide::{decide, Command, PurchaseOrder};
+use crate::command::{Command, PurchaseOrder};
+use crate::decide::decide;
 use crate::event::{Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
 use crate::fold::fold;
 use crate::policy::Policy;

@@ -48,7 +48,7 @@ pub struct Explained<E> {
 pub struct Timeline<E> {
     /// The events, in the order given.
     pub entries: Vec<Explained<E>>,
-    /// The state after the last event (the same as [`fold`](crate::fold) gives).
+    /// The state after the last event (the same as [`fold`](crate::fold()) gives).
     pub state: Option<Subscription>,
 }
 
