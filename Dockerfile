@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The `fulfillment` binary (ingress, projector, migrate, serve, ...) in a small Debian image.
-# docker-compose.yml builds it for its migrate, ingress and projector services;
-# tests/compose.rs checks the parts of this file that the compose file relies on.
+# docker-compose.yml builds it for its migrate, ingress and projector services and passes the
+# subcommand as `command`, so the entrypoint stays the bare binary.
 
 # --- builder ---------------------------------------------------------------------------------
 # rdkafka builds librdkafka from source with its ./configure + make (no CMake, no SSL, no

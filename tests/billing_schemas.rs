@@ -33,7 +33,8 @@ fn subscription(mpn: Option<&str>) -> Subscription {
         indirect_reseller_mpn_id: mpn.map(str::to_owned),
         ..purchase_of("customer-1", "code")
     };
-    let envelope = envelope(SubscriptionId(Uuid::new_v4()), Event::SubscriptionPurchased(purchase));
+    let purchased = Event::SubscriptionPurchased { purchase, cancellation_allowed_until: Utc::now() };
+    let envelope = envelope(SubscriptionId(Uuid::new_v4()), purchased);
     apply(None, &envelope).0.expect("a purchase creates the subscription")
 }
 

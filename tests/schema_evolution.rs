@@ -82,20 +82,20 @@ async fn the_version_1_log_replays_to_the_same_outcome() {
         async move { store.subscription(id).await.unwrap().unwrap() }
     };
     let alpha = get(ALPHA).await;
-    assert_eq!((alpha.status, alpha.quantity, alpha.auto_renew), (Status::Subscribed, 8, false));
-    assert_eq!(alpha.friendly_name, "Alpha CRM");
-    assert_eq!(alpha.indirect_reseller_mpn_id.as_deref(), Some("1234567"));
+    assert_eq!((alpha.status, alpha.purchase.quantity, alpha.purchase.auto_renew), (Status::Subscribed, 8, false));
+    assert_eq!(alpha.purchase.friendly_name, "Alpha CRM");
+    assert_eq!(alpha.purchase.indirect_reseller_mpn_id.as_deref(), Some("1234567"));
     let beta = get(BETA).await;
     assert_eq!(beta.status, Status::Unsubscribed);
     assert_eq!(
         beta.cancellation.as_ref().map(|c| (c.reason.as_str(), c.refundable)),
         Some(("ordered by mistake", true))
     );
-    assert_eq!(beta.indirect_reseller_mpn_id.as_deref(), Some("7654321"));
-    assert_eq!(beta.quantity, 3);
+    assert_eq!(beta.purchase.indirect_reseller_mpn_id.as_deref(), Some("7654321"));
+    assert_eq!(beta.purchase.quantity, 3);
     let gamma = get(GAMMA).await;
     assert_eq!(
-        (gamma.status, gamma.plan_id.as_str(), gamma.licenses_assigned),
+        (gamma.status, gamma.purchase.plan_id.as_str(), gamma.licenses_assigned),
         (Status::Unsubscribed, "premium", Some(7))
     );
     assert!(gamma.cancellation.as_ref().is_some_and(|c| c.operation_id.is_some()));

@@ -1,6 +1,7 @@
-//! One subscription's timeline: every event, who reported it, and what it did.
+//! One subscription's timeline for `fulfillment history`: every event, who reported it, and
+//! what it did. The fold is core's [`explain`]; this module only renders its rows and table.
 
-use fulfillment_core::{apply, Effect, Event, OperationOutcome};
+use fulfillment_core::{explain, Event, Explained, OperationOutcome, Outcome};
 use fulfillment_log::StoredEvent;
 use serde::Serialize;
 use std::fmt::Write;
@@ -37,7 +38,7 @@ pub struct TimelineRow {
 
 fn details(event: &Event) -> String {
     match event {
-        Event::SubscriptionPurchased(p) => format!(
+        Event::SubscriptionPurchased { purchase: p, .. } => format!(
             "{}/{} x{} {} {}, customer {}, partner {}{}",
             p.offer_id,
             p.plan_id,
@@ -74,38 +75,30 @@ fn details(event: &Event) -> String {
 
 /// Folds `events` (one subscription's stream) and describes each.
 pub fn timeline(events: &[StoredEvent]) -> Vec<TimelineRow> {
-    let mut state = None;
-    events
-        .iter()
-        .map(|e| {
-            let (next, effects) = apply(state.take(), &e.envelope);
-            state = next;
-            let mut outcome = "applied".to_owned();
-            let mut billing = Vec::new();
-            for effect in effects {
-                match effect {
-                    Effect::Billing(b) => billing.push(format!("{} {}", b.kind.type_name(), b.id)),
-                    Effect::Rejected { reason, .. } => outcome = format!("rejected: {reason}"),
-                    Effect::Duplicate { .. } => outcome = "duplicate".into(),
-                }
-            }
-            let env = &e.envelope;
-            TimelineRow {
-                position: e.position,
-                stream_version: e.stream_version,
-                occurred_at: env.occurred_at.to_rfc3339(),
-                recorded_at: env.recorded_at.to_rfc3339(),
-                event_type: env.event_type().to_owned(),
-                version: env.schema_version,
-                source: env.source.kind.as_str().to_owned(),
-                actor: env.source.actor_id.clone(),
-                details: details(&env.event),
-                outcome,
-                status_after: state.as_ref().map(|s| s.status.partner_center_name().to_owned()),
-                billing,
-            }
-        })
-        .collect()
+    explain(events, |e| &e.envelope).entries.into_iter().map(row).collect()
+}
+
+/// One explained event as a row.
+fn row(explained: Explained<&StoredEvent>) -> TimelineRow {
+    let (stored, env) = (explained.event, &explained.event.envelope);
+    TimelineRow {
+        position: stored.position,
+        stream_version: stored.stream_version,
+        occurred_at: env.occurred_at.to_rfc3339(),
+        recorded_at: env.recorded_at.to_rfc3339(),
+        event_type: env.event_type().to_owned(),
+        version: env.schema_version,
+        source: env.source.kind.as_str().to_owned(),
+        actor: env.source.actor_id.clone(),
+        details: details(&env.event),
+        outcome: match explained.outcome {
+            Outcome::Applied => "applied".to_owned(),
+            Outcome::Rejected { reason, .. } => format!("rejected: {reason}"),
+            Outcome::Duplicate => "duplicate".to_owned(),
+        },
+        status_after: explained.status_after.map(|s| s.partner_center_name().to_owned()),
+        billing: explained.billing.iter().map(|b| format!("{} {}", b.kind.type_name(), b.id)).collect(),
+    }
 }
 
 /// The timeline as a text table.

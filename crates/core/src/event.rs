@@ -67,9 +67,13 @@ pub struct Source {
     pub actor_id: String,
 }
 
-/// Everything a partner chose at purchase, plus what `fulfillment` derived for it (the
-/// authorization code, the end of the cancellation window). Recorded once, so later policy or
-/// catalog changes never rewrite the past.
+/// What was bought: everything a partner chose for one line item of an order, and the
+/// authorization code the ingress issued for it. Declared once and carried whole: the purchase
+/// command brings it, the purchase event records it, and the subscription keeps it (flattened,
+/// so every wire shape names these fields at the top level, as they always have).
+///
+/// In a [`Subscription`](crate::Subscription) it is the purchase as it stands now: plan,
+/// quantity, auto-renew, nickname and reseller follow later changes; the rest never changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Purchase {
@@ -101,8 +105,6 @@ pub struct Purchase {
     pub indirect_reseller_mpn_id: Option<String>,
     /// Code identifying this purchase at the publisher's site (the landing page `token`).
     pub authorization_code: String,
-    /// Last instant a partner may cancel with a refund (purchase time + policy window).
-    pub cancellation_allowed_until: DateTime<Utc>,
 }
 
 /// Why and by whom a subscription was cancelled, and whether the customer is refunded.
@@ -146,9 +148,16 @@ pub enum OperationOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum Event {
-    /// A partner bought the subscription; it now waits for the publisher.
-    #[serde(rename = "subscription.purchased")]
-    SubscriptionPurchased(Purchase),
+    /// A partner bought the subscription; it now waits for the publisher. The window end is
+    /// recorded with the purchase, so later policy changes never rewrite the past.
+    #[serde(rename = "subscription.purchased", rename_all = "camelCase")]
+    SubscriptionPurchased {
+        /// What was bought.
+        #[serde(flatten)]
+        purchase: Purchase,
+        /// Last instant a partner may cancel with a refund (purchase time + policy window).
+        cancellation_allowed_until: DateTime<Utc>,
+    },
     /// The publisher assigned licenses to the customer's users.
     #[serde(rename = "subscription.licenses_assigned", rename_all = "camelCase")]
     LicensesAssigned {
@@ -248,7 +257,7 @@ impl Event {
     /// The stable wire name of this event's type (`subscription.purchased`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
-            Event::SubscriptionPurchased(_) => "subscription.purchased",
+            Event::SubscriptionPurchased { .. } => "subscription.purchased",
             Event::LicensesAssigned { .. } => "subscription.licenses_assigned",
             Event::SetupConfirmed { .. } => "subscription.setup_confirmed",
             Event::QuantityChanged { .. } => "subscription.quantity_changed",
@@ -427,6 +436,19 @@ mod tests {
         let err =
             Event::decode("subscription.licenses_assigned", 1, serde_json::json!({"assignedCount": "x"})).unwrap_err();
         assert!(matches!(err, DecodeError::Data { .. }));
+    }
+
+    #[test]
+    fn a_purchase_keeps_its_fields_at_the_top_level_of_its_data() {
+        let event = Event::SubscriptionPurchased {
+            purchase: crate::test_support::purchase_order(3).purchase,
+            cancellation_allowed_until: "2026-01-04T00:00:00Z".parse().unwrap(),
+        };
+        let data = event.data();
+        assert_eq!(data["planId"], "standard");
+        assert_eq!(data["cancellationAllowedUntil"], "2026-01-04T00:00:00Z");
+        assert_eq!(data.as_object().unwrap().len(), 15, "{data}");
+        assert_eq!(Event::decode(event.type_name(), 1, data).unwrap(), event);
     }
 
     #[test]

@@ -23,8 +23,7 @@ pub fn envelope(id: SubscriptionId, event: Event) -> EventEnvelope {
     }
 }
 
-/// A monthly purchase of 3 licenses of contoso's CRM by partner-1 for `customer`, cancellable
-/// until now.
+/// A monthly purchase of 3 licenses of contoso's CRM by partner-1 for `customer`.
 pub fn purchase_of(customer: &str, authorization_code: &str) -> Purchase {
     Purchase {
         order_id: Uuid::new_v4(),
@@ -41,11 +40,13 @@ pub fn purchase_of(customer: &str, authorization_code: &str) -> Purchase {
         friendly_name: "CRM".into(),
         indirect_reseller_mpn_id: None,
         authorization_code: authorization_code.into(),
-        cancellation_allowed_until: Utc::now(),
     }
 }
 
-/// [`purchase_of`] as a log event.
+/// [`purchase_of`] as a log event, cancellable until now.
 pub fn purchase(customer: &str, authorization_code: &str) -> Event {
-    Event::SubscriptionPurchased(purchase_of(customer, authorization_code))
+    Event::SubscriptionPurchased {
+        purchase: purchase_of(customer, authorization_code),
+        cancellation_allowed_until: Utc::now(),
+    }
 }

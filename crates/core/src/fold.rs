@@ -1,11 +1,18 @@
 //! `apply` and `fold`: how recorded events evolve a subscription and which billing effects they
 //! cause. Total and deterministic: every event yields a state and effects, never a panic or an
 //! error, because an event already in the log cannot be refused, only recorded as rejected.
+//!
+//! In: the state (`None` before the purchase) and one envelope, or a stream of them. Out: the
+//! new state and the [`Effect`]s (billing events for the outbox, rejections for the audit
+//! trail). Operations have their half of the fold in `operations`. Three fifths of this file
+//! are tests: the billing rules' unit tests and the property tests over random streams.
 
 use crate::billing::{BillingEvent, BillingEventKind};
-use crate::decide::{check_completion, check_licenses, check_setup, ensure_not_terminal, ensure_subscribed, Rejection};
-use crate::event::{Event, EventEnvelope, OperationAction, OperationOutcome};
-use crate::subscription::{Operation, OperationStatus, Status, Subscription};
+use crate::event::{Event, EventEnvelope};
+use crate::operations;
+use crate::rejection::Rejection;
+use crate::rules::{check_licenses, check_setup, ensure_not_terminal};
+use crate::subscription::{Status, Subscription};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -47,28 +54,15 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
     match state {
         Some(s) if s.seen_event_ids.contains(&id) => (Some(s), vec![Effect::Duplicate { event_id: id }]),
         None => match &envelope.event {
-            Event::SubscriptionPurchased(p) => {
+            Event::SubscriptionPurchased { purchase, cancellation_allowed_until } => {
                 let subscription = Subscription {
                     id: envelope.subscription_id,
-                    order_id: p.order_id,
-                    line_item_number: p.line_item_number,
-                    customer_id: p.customer_id.clone(),
-                    partner_id: p.partner_id.clone(),
-                    publisher_id: p.publisher_id.clone(),
-                    offer_id: p.offer_id.clone(),
-                    plan_id: p.plan_id.clone(),
-                    quantity: p.quantity,
-                    term: p.term,
-                    billing_cycle: p.billing_cycle,
-                    auto_renew: p.auto_renew,
-                    friendly_name: p.friendly_name.clone(),
-                    indirect_reseller_mpn_id: p.indirect_reseller_mpn_id.clone(),
-                    authorization_code: p.authorization_code.clone(),
+                    purchase: purchase.clone(),
                     status: Status::PendingFulfillment,
                     licenses_assigned: None,
                     setup_confirmed: false,
                     purchased_at: envelope.occurred_at,
-                    cancellation_allowed_until: p.cancellation_allowed_until,
+                    cancellation_allowed_until: *cancellation_allowed_until,
                     billing_started_at: None,
                     cancelled_at: None,
                     cancellation: None,
@@ -115,13 +109,13 @@ fn rejected(event_id: Uuid, rejection: &Rejection) -> Effect {
 fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>, Rejection> {
     let at = envelope.occurred_at;
     let id = envelope.event_id;
-    if matches!(envelope.event, Event::SubscriptionPurchased(_)) {
+    if matches!(envelope.event, Event::SubscriptionPurchased { .. }) {
         return Err(Rejection::AlreadyPurchased);
     }
     ensure_not_terminal(s)?;
     let mut effects = Vec::new();
     match &envelope.event {
-        Event::SubscriptionPurchased(_) => unreachable!("refused above"),
+        Event::SubscriptionPurchased { .. } => unreachable!("refused above"),
         Event::LicensesAssigned { assigned_count } => {
             check_licenses(s, *assigned_count)?;
             s.licenses_assigned = Some(*assigned_count);
@@ -133,32 +127,23 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
             effects.extend(start_billing_when_ready(s, id, at));
         }
         Event::QuantityChanged { quantity, .. } => {
-            let previous_quantity = s.quantity;
-            s.quantity = *quantity;
+            let previous_quantity = s.purchase.quantity;
+            s.purchase.quantity = *quantity;
             if s.is_billing() && previous_quantity != *quantity {
                 let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: *quantity };
                 effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
             }
         }
-        Event::NicknameChanged { friendly_name } => s.friendly_name = friendly_name.clone(),
-        Event::AutoRenewChanged { auto_renew } => s.auto_renew = *auto_renew,
-        Event::IndirectResellerSet { mpn_id } => s.indirect_reseller_mpn_id = Some(mpn_id.clone()),
+        Event::NicknameChanged { friendly_name } => s.purchase.friendly_name = friendly_name.clone(),
+        Event::AutoRenewChanged { auto_renew } => s.purchase.auto_renew = *auto_renew,
+        Event::IndirectResellerSet { mpn_id } => s.purchase.indirect_reseller_mpn_id = Some(mpn_id.clone()),
         Event::Cancelled(cancellation) => {
             let was_billing = s.is_billing();
             s.status = Status::Unsubscribed;
             s.cancelled_at = Some(at);
             s.cancellation = Some(cancellation.clone());
             if let Some(operation_id) = cancellation.operation_id {
-                s.operations.push(Operation {
-                    id: operation_id,
-                    action: OperationAction::Unsubscribe,
-                    plan_id: s.plan_id.clone(),
-                    quantity: s.quantity,
-                    status: OperationStatus::Succeeded,
-                    requested_by: cancellation.by,
-                    requested_at: at,
-                    completed_at: Some(at),
-                });
+                operations::record_unsubscribe(s, operation_id, cancellation.by, at);
             }
             if was_billing {
                 let kind = BillingEventKind::Stopped {
@@ -170,44 +155,10 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
             }
         }
         Event::OperationRequested { operation_id, action, plan_id, quantity } => {
-            ensure_subscribed(s)?;
-            if s.operation(*operation_id).is_some() {
-                return Err(Rejection::SameValue { field: "operationId", value: operation_id.to_string() });
-            }
-            s.operations.push(Operation {
-                id: *operation_id,
-                action: *action,
-                plan_id: plan_id.clone(),
-                quantity: *quantity,
-                status: OperationStatus::InProgress,
-                requested_by: envelope.source.kind,
-                requested_at: at,
-                completed_at: None,
-            });
+            operations::record_request(s, *operation_id, *action, plan_id, *quantity, envelope.source.kind, at)?;
         }
         Event::OperationCompleted { operation_id, outcome } => {
-            check_completion(s, *operation_id, *outcome)?;
-            let index = s.operations.iter().position(|o| o.id == *operation_id).ok_or(Rejection::OperationNotFound)?;
-            let operation = s.operations[index].clone();
-            s.operations[index].completed_at = Some(at);
-            if *outcome == OperationOutcome::Failed {
-                s.operations[index].status = OperationStatus::Failed;
-                return Ok(effects);
-            }
-            s.operations[index].status = OperationStatus::Succeeded;
-            let (previous_plan_id, previous_quantity) = (s.plan_id.clone(), s.quantity);
-            s.plan_id = operation.plan_id.clone();
-            s.quantity = operation.quantity;
-            if s.is_billing() {
-                if previous_plan_id != s.plan_id {
-                    let kind = BillingEventKind::PlanChanged { previous_plan_id, plan_id: s.plan_id.clone() };
-                    effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
-                }
-                if previous_quantity != s.quantity {
-                    let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: s.quantity };
-                    effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
-                }
-            }
+            effects.extend(operations::complete(s, *operation_id, *outcome, id, at)?);
         }
     }
     Ok(effects)
@@ -222,7 +173,7 @@ fn start_billing_when_ready(s: &mut Subscription, event_id: Uuid, at: chrono::Da
     }
     s.status = Status::Subscribed;
     s.billing_started_at = Some(at);
-    let kind = BillingEventKind::Started { quantity: s.quantity };
+    let kind = BillingEventKind::Started { quantity: s.purchase.quantity };
     Some(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
 }
 
@@ -314,7 +265,7 @@ mod tests {
             ],
         );
         assert_eq!(billing_types(&folded.effects), ["billing.started", "billing.quantity_changed"]);
-        assert_eq!(folded.state.unwrap().quantity, 9);
+        assert_eq!(folded.state.unwrap().purchase.quantity, 9);
     }
 
     #[test]
@@ -364,7 +315,7 @@ mod tests {
         assert!(matches!(&folded.effects[0], Effect::Rejected { code, .. } if code == "not-found"));
 
         let folded = fold(None, &[envelope(purchase_event(5)), envelope(purchase_event(7))]);
-        assert_eq!(folded.state.as_ref().unwrap().quantity, 5);
+        assert_eq!(folded.state.as_ref().unwrap().purchase.quantity, 5);
         assert!(matches!(&folded.effects[0], Effect::Rejected { code, .. } if code == "already-purchased"));
     }
 
@@ -413,154 +364,10 @@ mod tests {
 }
 
 #[cfg(test)]
-mod operation_tests {
-    //! SaaS API operations: requested by the publisher, effective when they succeed.
-    use super::*;
-    use crate::catalog::{Plan, Term};
-    use crate::decide::{decide, Command, RequestedChange};
-    use crate::event::{Cancellation, SourceKind};
-    use crate::test_support::*;
-
-    fn gold() -> Plan {
-        Plan { id: "gold".into(), min_quantity: 5, max_quantity: 50, terms: vec![Term::P1M] }
-    }
-
-    fn active(quantity: u32) -> Subscription {
-        let s = after(purchased(quantity), Event::LicensesAssigned { assigned_count: 1 });
-        after(s, setup(quantity))
-    }
-
-    fn op(n: u128) -> Uuid {
-        Uuid::from_u128(n)
-    }
-
-    fn request(s: &Subscription, n: u128, change: RequestedChange) -> Result<Vec<Event>, Rejection> {
-        decide(Some(s), &Command::RequestChange { operation_id: op(n), change }, t0())
-    }
-
-    fn complete(s: &Subscription, n: u128, outcome: OperationOutcome) -> Result<Vec<Event>, Rejection> {
-        decide(Some(s), &Command::CompleteOperation { operation_id: op(n), outcome }, t0())
-    }
-
-    fn apply_all(s: Subscription, events: Vec<Event>) -> (Subscription, Vec<Effect>) {
-        let folded = fold(Some(s), &events.into_iter().map(envelope).collect::<Vec<_>>());
-        (folded.state.unwrap(), folded.effects)
-    }
-
-    #[test]
-    fn changes_need_an_active_subscription_and_a_different_value_within_bounds() {
-        let pending = purchased(5);
-        let q = |quantity| RequestedChange::Quantity { quantity, plan: plan() };
-        assert_eq!(request(&pending, 1, q(6)), Err(Rejection::NotSubscribed("pending fulfillment")));
-        let s = active(5);
-        assert!(matches!(request(&s, 1, q(5)), Err(Rejection::SameValue { field: "quantity", .. })));
-        assert!(matches!(request(&s, 1, q(501)), Err(Rejection::InvalidField { field: "quantity", .. })));
-        assert!(matches!(
-            request(&s, 1, RequestedChange::Plan(plan())),
-            Err(Rejection::SameValue { field: "planId", .. })
-        ));
-        let mut small = gold();
-        small.max_quantity = 4;
-        assert!(matches!(
-            request(&s, 1, RequestedChange::Plan(small)),
-            Err(Rejection::InvalidField { field: "quantity", .. })
-        ));
-        let events = request(&s, 1, q(9)).unwrap();
-        assert_eq!(
-            events,
-            vec![Event::OperationRequested {
-                operation_id: op(1),
-                action: OperationAction::ChangeQuantity,
-                plan_id: "standard".into(),
-                quantity: 9
-            }]
-        );
-    }
-
-    #[test]
-    fn a_requested_change_takes_effect_only_when_it_succeeds() {
-        let s = active(5);
-        let (s, effects) =
-            apply_all(s.clone(), request(&s, 1, RequestedChange::Quantity { quantity: 9, plan: plan() }).unwrap());
-        assert!(effects.is_empty());
-        assert_eq!(s.quantity, 5);
-        assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::InProgress);
-        let (s, effects) = apply_all(s.clone(), complete(&s, 1, OperationOutcome::Succeeded).unwrap());
-        assert_eq!(s.quantity, 9);
-        assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::Succeeded);
-        let Effect::Billing(b) = &effects[0] else { panic!("{effects:?}") };
-        assert_eq!(b.kind, BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 9 });
-        // Reporting the same outcome again changes nothing; the opposite one is refused.
-        assert_eq!(complete(&s, 1, OperationOutcome::Succeeded).unwrap(), vec![]);
-        assert!(matches!(complete(&s, 1, OperationOutcome::Failed), Err(Rejection::OperationAlreadyCompleted { .. })));
-        assert_eq!(complete(&s, 2, OperationOutcome::Succeeded), Err(Rejection::OperationNotFound));
-    }
-
-    #[test]
-    fn a_failed_operation_changes_nothing() {
-        let s = active(5);
-        let (s, _) = apply_all(s.clone(), request(&s, 1, RequestedChange::Plan(gold())).unwrap());
-        let (s, effects) = apply_all(s.clone(), complete(&s, 1, OperationOutcome::Failed).unwrap());
-        assert!(effects.is_empty());
-        assert_eq!(s.plan_id, "standard");
-        assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::Failed);
-    }
-
-    #[test]
-    fn a_plan_change_bills_the_new_plan() {
-        let s = active(5);
-        let (s, _) = apply_all(s.clone(), request(&s, 1, RequestedChange::Plan(gold())).unwrap());
-        let (s, effects) = apply_all(s.clone(), complete(&s, 1, OperationOutcome::Succeeded).unwrap());
-        assert_eq!(s.plan_id, "gold");
-        let Effect::Billing(b) = &effects[0] else { panic!("{effects:?}") };
-        assert_eq!(
-            b.kind,
-            BillingEventKind::PlanChanged { previous_plan_id: "standard".into(), plan_id: "gold".into() }
-        );
-        assert_eq!(b.plan_id, "gold");
-    }
-
-    #[test]
-    fn an_older_operation_cannot_succeed_after_a_newer_one_did() {
-        let s = active(5);
-        let (s, _) =
-            apply_all(s.clone(), request(&s, 1, RequestedChange::Quantity { quantity: 7, plan: plan() }).unwrap());
-        let (s, _) =
-            apply_all(s.clone(), request(&s, 2, RequestedChange::Quantity { quantity: 8, plan: plan() }).unwrap());
-        let (s, _) = apply_all(s.clone(), complete(&s, 2, OperationOutcome::Succeeded).unwrap());
-        assert_eq!(
-            complete(&s, 1, OperationOutcome::Succeeded),
-            Err(Rejection::NewerOperationCompleted { newer: op(2) })
-        );
-        assert_eq!(complete(&s, 1, OperationOutcome::Failed).unwrap().len(), 1, "it may still be marked failed");
-        assert_eq!(s.quantity, 8);
-    }
-
-    #[test]
-    fn a_publisher_cancellation_records_a_succeeded_unsubscribe_operation() {
-        let s = active(5);
-        let cancel =
-            Command::Cancel { reason: "ISV request".into(), by: SourceKind::Publisher, operation_id: Some(op(3)) };
-        let late = s.cancellation_allowed_until + chrono::Duration::days(10);
-        let events = decide(Some(&s), &cancel, late).unwrap();
-        assert!(matches!(&events[0], Event::Cancelled(Cancellation { refundable: false, operation_id: Some(_), .. })));
-        let (s, effects) = apply_all(s, events);
-        let unsubscribe = s.operation(op(3)).unwrap();
-        assert_eq!(
-            (unsubscribe.action, unsubscribe.status),
-            (OperationAction::Unsubscribe, OperationStatus::Succeeded)
-        );
-        assert!(matches!(&effects[0], Effect::Billing(b) if b.kind.type_name() == "billing.stopped"));
-        // In-progress operations can no longer succeed.
-        assert_eq!(complete(&s, 3, OperationOutcome::Failed), Err(Rejection::Unsubscribed));
-    }
-}
-
-#[cfg(test)]
 mod properties {
     //! Property tests over random event sequences for one subscription.
     use super::*;
-    use crate::event::{Cancellation, SourceKind};
+    use crate::event::{Cancellation, OperationAction, OperationOutcome, SourceKind};
     use crate::test_support::*;
     use proptest::prelude::*;
 

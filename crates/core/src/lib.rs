@@ -3,15 +3,19 @@
 //!
 //! Everything else in the workspace (HTTP ingress, event log, projector, replay tooling) is an
 //! adapter around this crate. It does no I/O, has no async, and reads no clock: time arrives as
-//! data (`now` in [`decide`], `occurred_at` on every event), so the same events give the same
-//! state and the same billing effects on every machine and at every replay.
+//! data (`now` in [`decide`](decide()), `occurred_at` on every event), so the same events give
+//! the same state and the same billing effects on every machine and at every replay.
 //!
 //! The domain speaks in two verbs:
-//! - [`decide`] checks a [`Command`] against the current state and returns the events it causes,
-//!   or a [`Rejection`] saying which rule it breaks. Business rules live here.
+//! - [`decide`](decide()) checks a [`Command`] against the current state and returns the
+//!   events it causes, or a [`Rejection`] saying which rule it breaks. Business rules live here.
 //! - [`apply`] evolves the state by one recorded event and returns its [`Effect`]s (billing
 //!   events, or a rejection for an event that reached the log but breaks a rule after a race).
-//!   [`fold`] is `apply` over a stream; the projector and the replay tools use nothing else.
+//!   [`fold`](fold()) is `apply` over a stream; the projector and the replay tools use nothing
+//!   else.
+//!
+//! [`explain`] is the same fold told event by event (outcome, status after, billing caused),
+//! for everything that shows a subscription's history to people.
 //!
 //! Invariants kept here: billing starts only when both licenses are assigned and setup is
 //! confirmed, in either order, exactly once, never after cancellation; a duplicate event id is a
@@ -19,22 +23,30 @@
 
 mod billing;
 mod catalog;
+mod command;
 mod decide;
 mod event;
 mod fold;
+mod operations;
 mod policy;
+mod rejection;
+mod rules;
 mod subscription;
+mod timeline;
 
 pub use billing::{BillingEvent, BillingEventKind};
 pub use catalog::{BillingCycle, Plan, Term};
-pub use decide::{decide, Command, PurchaseOrder, Rejection, RequestedChange};
+pub use command::{Command, PurchaseOrder, RequestedChange};
+pub use decide::decide;
 pub use event::{
     Cancellation, DecodeError, Event, EventEnvelope, OperationAction, OperationOutcome, Purchase, Source, SourceKind,
     SubscriptionId, EVENT_SCHEMA_VERSION,
 };
 pub use fold::{apply, fold, Effect, Folded};
 pub use policy::Policy;
+pub use rejection::Rejection;
 pub use subscription::{Operation, OperationStatus, Status, Subscription};
+pub use timeline::{explain, Explained, Outcome, Timeline};
 
 #[cfg(test)]
 mod test_support;

@@ -1,8 +1,7 @@
 //! The folded state of one subscription: what the read models store and what `decide` checks
 //! commands against.
 
-use crate::catalog::{BillingCycle, Term};
-use crate::event::{Cancellation, OperationAction, SourceKind, SubscriptionId};
+use crate::event::{Cancellation, OperationAction, Purchase, SourceKind, SubscriptionId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -71,34 +70,11 @@ pub struct Operation {
 pub struct Subscription {
     /// Subscription id.
     pub id: SubscriptionId,
-    /// Order the subscription was bought in.
-    pub order_id: Uuid,
-    /// Line item of that order.
-    pub line_item_number: u32,
-    /// Customer it was bought for.
-    pub customer_id: String,
-    /// CSP partner that owns it.
-    pub partner_id: String,
-    /// ISV publisher that fulfils it.
-    pub publisher_id: String,
-    /// Offer.
-    pub offer_id: String,
-    /// Current plan.
-    pub plan_id: String,
-    /// Current license count.
-    pub quantity: u32,
-    /// Commitment term.
-    pub term: Term,
-    /// Billing cycle.
-    pub billing_cycle: BillingCycle,
-    /// Whether it renews at term end.
-    pub auto_renew: bool,
-    /// Partner's nickname.
-    pub friendly_name: String,
-    /// Indirect reseller of record, if any.
-    pub indirect_reseller_mpn_id: Option<String>,
-    /// Code the partner takes to the publisher's site.
-    pub authorization_code: String,
+    /// What was bought, as it stands now (plan, quantity, auto-renew, nickname and reseller
+    /// follow later changes). Flattened: the stored state and every view read these fields at
+    /// the top level, in the order they always had.
+    #[serde(flatten)]
+    pub purchase: Purchase,
     /// Lifecycle status.
     pub status: Status,
     /// Licenses the publisher reported assigned, once it has.
@@ -152,6 +128,48 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::purchased;
+
+    /// The stored state is this JSON text; fingerprints hash it and `verify` compares stores
+    /// written before and after any release, so its keys keep their order.
+    #[test]
+    fn state_json_keeps_its_top_level_keys_in_order() {
+        let json = serde_json::to_string(&purchased(5)).unwrap();
+        let keys = [
+            "id",
+            "orderId",
+            "lineItemNumber",
+            "customerId",
+            "partnerId",
+            "publisherId",
+            "offerId",
+            "planId",
+            "quantity",
+            "term",
+            "billingCycle",
+            "autoRenew",
+            "friendlyName",
+            "indirectResellerMpnId",
+            "authorizationCode",
+            "status",
+            "licensesAssigned",
+            "setupConfirmed",
+            "purchasedAt",
+            "cancellationAllowedUntil",
+            "billingStartedAt",
+            "cancelledAt",
+            "cancellation",
+            "operations",
+            "version",
+            "updatedAt",
+            "seenEventIds",
+        ];
+        let at: Vec<usize> =
+            keys.iter().map(|k| json.find(&format!("\"{k}\":")).unwrap_or_else(|| panic!("{k} in {json}"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(object.len(), keys.len(), "{json}");
+    }
 
     #[test]
     fn partner_center_status_names() {

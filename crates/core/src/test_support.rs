@@ -1,8 +1,9 @@
 //! Fixtures shared by the unit and property tests of this crate.
 
 use crate::catalog::{BillingCycle, Plan, Term};
-use crate::decide::{decide, Command, PurchaseOrder};
-use crate::event::{Event, EventEnvelope, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
+use crate::command::{Command, PurchaseOrder};
+use crate::decide::decide;
+use crate::event::{Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
 use crate::fold::fold;
 use crate::policy::Policy;
 use crate::subscription::Subscription;
@@ -23,20 +24,23 @@ pub fn plan() -> Plan {
 
 pub fn purchase_order(quantity: u32) -> PurchaseOrder {
     PurchaseOrder {
-        order_id: Uuid::from_u128(7),
-        line_item_number: 0,
-        customer_id: "customer-1".into(),
-        partner_id: "partner-1".into(),
-        publisher_id: "contoso".into(),
-        offer_id: "contoso-crm".into(),
+        purchase: Purchase {
+            order_id: Uuid::from_u128(7),
+            line_item_number: 0,
+            customer_id: "customer-1".into(),
+            partner_id: "partner-1".into(),
+            publisher_id: "contoso".into(),
+            offer_id: "contoso-crm".into(),
+            plan_id: "standard".into(),
+            quantity,
+            term: Term::P1M,
+            billing_cycle: BillingCycle::Monthly,
+            auto_renew: true,
+            friendly_name: "CRM for sales".into(),
+            indirect_reseller_mpn_id: None,
+            authorization_code: "code".into(),
+        },
         plan: plan(),
-        quantity,
-        term: Term::P1M,
-        billing_cycle: BillingCycle::Monthly,
-        auto_renew: true,
-        friendly_name: "CRM for sales".into(),
-        indirect_reseller_mpn_id: None,
-        authorization_code: "code".into(),
         policy: Policy::default(),
     }
 }
@@ -47,7 +51,7 @@ pub fn purchase_command(quantity: u32) -> Command {
 
 pub fn purchase_event(quantity: u32) -> Event {
     let mut order = purchase_order(5);
-    order.quantity = quantity;
+    order.purchase.quantity = quantity;
     decide(None, &Command::Purchase(Box::new(order)), t0()).unwrap().remove(0)
 }
 

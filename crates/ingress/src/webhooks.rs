@@ -132,7 +132,7 @@ pub(crate) async fn receive(
             let current = loaded
                 .subscription
                 .as_ref()
-                .filter(|s| s.publisher_id == publisher.id)
+                .filter(|s| s.purchase.publisher_id == publisher.id)
                 .ok_or_else(|| ApiError::NotFound("subscription not found".into()))?;
             let now = state.clock.now();
             let events = decide(Some(current), &command, now).map_err(|r| ApiError::from_rejection(r, "data."))?;

@@ -340,7 +340,7 @@ impl ReadModels for PostgresReadModel {
             .fetch_all(&self.pool)
             .await?;
         let mut subscriptions = states(rows)?;
-        subscriptions.sort_by_key(|s| s.line_item_number);
+        subscriptions.sort_by_key(|s| s.purchase.line_item_number);
         Ok(subscriptions)
     }
 

@@ -32,17 +32,17 @@ macro_rules! write_rows {
                 );
                 query.push_values(chunk.iter().zip(encoded), |mut row, (s, state)| {
                     row.push_bind(s.id.to_string())
-                        .push_bind(s.partner_id.clone())
-                        .push_bind(s.customer_id.clone())
-                        .push_bind(s.publisher_id.clone())
-                        .push_bind(s.offer_id.clone())
-                        .push_bind(s.order_id.to_string())
+                        .push_bind(s.purchase.partner_id.clone())
+                        .push_bind(s.purchase.customer_id.clone())
+                        .push_bind(s.purchase.publisher_id.clone())
+                        .push_bind(s.purchase.offer_id.clone())
+                        .push_bind(s.purchase.order_id.to_string())
                         .push_bind(s.status.partner_center_name())
                         .push_bind(s.version as i64)
                         .push_bind(($timestamp)(s.purchased_at))
                         .push_bind(($timestamp)(s.updated_at))
                         .push_bind(state)
-                        .push_bind(s.authorization_code.clone());
+                        .push_bind(s.purchase.authorization_code.clone());
                 });
                 query.push(
                     " ON CONFLICT (subscription_id) DO UPDATE SET

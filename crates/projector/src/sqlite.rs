@@ -361,7 +361,7 @@ impl ReadModels for SqliteReadModel {
                 .fetch_all(&self.pool)
                 .await?;
         let mut subscriptions = rows.iter().map(|r| parse_state(r)).collect::<Result<Vec<_>, _>>()?;
-        subscriptions.sort_by_key(|s| s.line_item_number);
+        subscriptions.sort_by_key(|s| s.purchase.line_item_number);
         Ok(subscriptions)
     }
 

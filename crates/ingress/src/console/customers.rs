@@ -122,10 +122,10 @@ fn customer_page(nav: &Nav<'_>, customer_id: &str, rows: &[SubscriptionRow<'_>])
                         @let s = row.subscription;
                         tr {
                             th scope="row" {
-                                a href={ "/console/customers/" (customer_id) "/subscriptions/" (s.id) } { (s.friendly_name) }
+                                a href={ "/console/customers/" (customer_id) "/subscriptions/" (s.id) } { (s.purchase.friendly_name) }
                             }
-                            td.optional { (s.offer_id) " (" (s.plan_id) ")" br; span.hint { "by " (s.publisher_id) } }
-                            td { (s.quantity) }
+                            td.optional { (s.purchase.offer_id) " (" (s.purchase.plan_id) ")" br; span.hint { "by " (s.purchase.publisher_id) } }
+                            td { (s.purchase.quantity) }
                             td { (status_badge(s)) (action_needed_cell(row)) }
                         }
                     }

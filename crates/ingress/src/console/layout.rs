@@ -198,7 +198,7 @@ pub(crate) fn action_needed_cell(row: &SubscriptionRow<'_>) -> Markup {
                 @if let Some(link) = &row.activation_link {
                     p { a href=(link) rel="noopener noreferrer" target="_blank" { "Go to publisher's site" } }
                 }
-                p { "Authorization code: " code { (s.authorization_code) } }
+                p { "Authorization code: " code { (s.purchase.authorization_code) } }
             }
         }
     }

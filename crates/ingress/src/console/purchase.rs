@@ -261,12 +261,12 @@ fn order_confirmation(nav: &Nav<'_>, customer_id: &str, rows: &[SubscriptionRow<
             @for row in rows {
                 @let s = row.subscription;
                 section {
-                    h2 { (s.friendly_name) }
+                    h2 { (s.purchase.friendly_name) }
                     dl {
                         dt { "Customer" } dd { (customer_id) }
-                        dt { "Offer" } dd { (s.offer_id) " by " (s.publisher_id) }
-                        dt { "Plan" } dd { (s.plan_id) }
-                        dt { "Quantity" } dd { (s.quantity) }
+                        dt { "Offer" } dd { (s.purchase.offer_id) " by " (s.purchase.publisher_id) }
+                        dt { "Plan" } dd { (s.purchase.plan_id) }
+                        dt { "Quantity" } dd { (s.purchase.quantity) }
                         dt { "Status" } dd { (status_badge(s)) }
                     }
                     (action_needed_cell(row))

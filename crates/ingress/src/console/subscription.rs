@@ -67,7 +67,8 @@ pub(super) async fn render_subscription(
         Ok(found) => found,
         Err(e) => return read_failure(&nav, e, "You have no subscription with this ID under this customer."),
     };
-    let plan = state.app.directory.offer(&subscription.offer_id).and_then(|o| o.plan(&subscription.plan_id));
+    let plan =
+        state.app.directory.offer(&subscription.purchase.offer_id).and_then(|o| o.plan(&subscription.purchase.plan_id));
     let form_id = Uuid::new_v4().to_string();
     let details = SubscriptionPage {
         customer_id,
@@ -148,7 +149,7 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
     let window_open = s.within_cancellation_window(page.now);
     let (min, max) = page.plan.map(|p| (p.min_quantity, p.max_quantity)).unwrap_or((1, u32::MAX));
     layout(
-        &s.friendly_name,
+        &s.purchase.friendly_name,
         Some(nav),
         html! {
             p { a href={ "/console/customers/" (page.customer_id) } { "Customer " (page.customer_id) } }
@@ -159,12 +160,12 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
                 h2 id="summary-heading" { "Summary" }
                 dl {
                     dt { "Status" } dd { (status_badge(s)) }
-                    dt { "Offer" } dd { (s.offer_id) " by " (s.publisher_id) }
-                    dt { "Plan" } dd { (s.plan_id) }
-                    dt { "Quantity" } dd { (s.quantity) " licenses" }
-                    dt { "Term" } dd { (s.term) ", billed " (s.billing_cycle) }
-                    dt { "Auto-renew" } dd { @if s.auto_renew { "On" } @else { "Off" } }
-                    dt { "Indirect reseller MPN ID" } dd { (s.indirect_reseller_mpn_id.as_deref().unwrap_or("None")) }
+                    dt { "Offer" } dd { (s.purchase.offer_id) " by " (s.purchase.publisher_id) }
+                    dt { "Plan" } dd { (s.purchase.plan_id) }
+                    dt { "Quantity" } dd { (s.purchase.quantity) " licenses" }
+                    dt { "Term" } dd { (s.purchase.term) ", billed " (s.purchase.billing_cycle) }
+                    dt { "Auto-renew" } dd { @if s.purchase.auto_renew { "On" } @else { "Off" } }
+                    dt { "Indirect reseller MPN ID" } dd { (s.purchase.indirect_reseller_mpn_id.as_deref().unwrap_or("None")) }
                     dt { "Purchased" } dd { (date_time(&s.purchased_at)) }
                     dt { "Billing" } dd id="billing" {
                         @if let Some(at) = s.billing_started_at {
@@ -188,29 +189,29 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
                 section aria-labelledby="changes-heading" {
                     h2 id="changes-heading" { "Change this subscription" }
                     (change_form(&base, "nickname", tokens, &etag, html! {
-                        (text_input(errors, "friendly_name", "Nickname", &kept("friendly_name", s.friendly_name.clone()), None, true))
+                        (text_input(errors, "friendly_name", "Nickname", &kept("friendly_name", s.purchase.friendly_name.clone()), None, true))
                         button type="submit" { "Save nickname" }
                     }))
                     (change_form(&base, "quantity", tokens, &etag, html! {
                         label for="quantity" { "Quantity (licenses)" }
                         p.hint id="quantity-hint" { "This plan allows " (min) " to " (max) " licenses." }
                         input id="quantity" name="quantity" type="number" min=(min) max=(max)
-                            value=(kept("quantity", s.quantity.to_string())) required
+                            value=(kept("quantity", s.purchase.quantity.to_string())) required
                             aria-invalid=[errors.get("quantity").map(|_| "true")]
                             aria-describedby=[described_by(errors, "quantity", Some("quantity-hint"))];
                         (field_error(errors, "quantity"))
                         button type="submit" { "Update licenses" }
                     }))
                     (change_form(&base, "auto-renew", tokens, &etag, html! {
-                        p id="auto-renew-state" { "Auto-renew is " strong { @if s.auto_renew { "on" } @else { "off" } } "." }
-                        input type="hidden" name="auto_renew" value=(if s.auto_renew { "false" } else { "true" });
+                        p id="auto-renew-state" { "Auto-renew is " strong { @if s.purchase.auto_renew { "on" } @else { "off" } } "." }
+                        input type="hidden" name="auto_renew" value=(if s.purchase.auto_renew { "false" } else { "true" });
                         (field_error(errors, "auto_renew"))
                         button type="submit" aria-describedby=[described_by(errors, "auto_renew", Some("auto-renew-state"))] {
-                            @if s.auto_renew { "Turn auto-renew off" } @else { "Turn auto-renew on" }
+                            @if s.purchase.auto_renew { "Turn auto-renew off" } @else { "Turn auto-renew on" }
                         }
                     }))
                     (change_form(&base, "reseller", tokens, &etag, html! {
-                        (text_input(errors, "mpn_id", "Indirect reseller MPN ID", &kept("mpn_id", s.indirect_reseller_mpn_id.clone().unwrap_or_default()), None, true))
+                        (text_input(errors, "mpn_id", "Indirect reseller MPN ID", &kept("mpn_id", s.purchase.indirect_reseller_mpn_id.clone().unwrap_or_default()), None, true))
                         button type="submit" { "Save MPN ID" }
                     }))
                     (change_form(&base, "cancel", tokens, &etag, html! {

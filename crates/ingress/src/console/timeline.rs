@@ -11,7 +11,7 @@ use maud::{html, Markup, PreEscaped};
 
 fn describe(entry: &TimelineEntry) -> String {
     match &entry.event.envelope.event {
-        Event::SubscriptionPurchased(p) => format!(
+        Event::SubscriptionPurchased { purchase: p, .. } => format!(
             "Purchased {} licenses of {} ({}), term {}, billed {}",
             p.quantity, p.offer_id, p.plan_id, p.term, p.billing_cycle
         ),

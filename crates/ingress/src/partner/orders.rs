@@ -18,7 +18,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use fulfillment_core::{
-    decide, BillingCycle, Command, PurchaseOrder, Source, SourceKind, Subscription, SubscriptionId, Term,
+    decide, BillingCycle, Command, Purchase, PurchaseOrder, Source, SourceKind, Subscription, SubscriptionId, Term,
 };
 use fulfillment_log::{AppendBatch, StreamAppend};
 use serde::Deserialize;
@@ -79,21 +79,21 @@ fn order_view(
         .iter()
         .map(|s| {
             json!({
-                "lineItemNumber": s.line_item_number,
-                "offerId": s.offer_id,
-                "planId": s.plan_id,
+                "lineItemNumber": s.purchase.line_item_number,
+                "offerId": s.purchase.offer_id,
+                "planId": s.purchase.plan_id,
                 "subscriptionId": s.id,
-                "quantity": s.quantity,
-                "termDuration": s.term,
-                "billingCycle": s.billing_cycle,
-                "friendlyName": s.friendly_name,
-                "partnerIdOnRecord": s.indirect_reseller_mpn_id,
+                "quantity": s.purchase.quantity,
+                "termDuration": s.purchase.term,
+                "billingCycle": s.purchase.billing_cycle,
+                "friendlyName": s.purchase.friendly_name,
+                "partnerIdOnRecord": s.purchase.indirect_reseller_mpn_id,
                 "activationLink": activation_link(&state.directory, s),
-                "authorizationCode": s.authorization_code,
+                "authorizationCode": s.purchase.authorization_code,
                 "links": {
                     "subscription": { "uri": format!("/v1/customers/{customer_id}/subscriptions/{}", s.id), "method": "GET", "headers": [] },
                     "activationLinks": {
-                        "uri": format!("/v1/customers/{customer_id}/orders/{order_id}/lineitems/{}/activationlinks", s.line_item_number),
+                        "uri": format!("/v1/customers/{customer_id}/orders/{order_id}/lineitems/{}/activationlinks", s.purchase.line_item_number),
                         "method": "GET",
                         "headers": []
                     },
@@ -170,14 +170,14 @@ pub(crate) async fn place_order(
                 .billing_cycle
                 .parse()
                 .map_err(|e: String| ApiError::invalid(format!("{prefix}billingCycle"), e))?;
-            let order = PurchaseOrder {
+            let purchase = Purchase {
                 order_id,
                 line_item_number: n as u32,
                 customer_id: customer_id.to_owned(),
                 partner_id: partner.id.clone(),
                 publisher_id: offer.publisher.clone(),
                 offer_id: offer.id.clone(),
-                plan: plan.clone(),
+                plan_id: plan.id.clone(),
                 quantity: item.quantity,
                 term,
                 billing_cycle,
@@ -185,8 +185,8 @@ pub(crate) async fn place_order(
                 friendly_name: item.friendly_name.clone().unwrap_or_else(|| format!("{} {}", offer.id, plan.id)),
                 indirect_reseller_mpn_id: item.partner_id_on_record.clone().filter(|m| !m.is_empty()),
                 authorization_code: authorization_code(),
-                policy: state.directory.policy,
             };
+            let order = PurchaseOrder { purchase, plan: plan.clone(), policy: state.directory.policy };
             let id = SubscriptionId(Uuid::new_v4());
             let events = decide(None, &Command::Purchase(Box::new(order)), now)
                 .map_err(|r| ApiError::from_rejection(r, &prefix))?;
@@ -215,7 +215,7 @@ pub(crate) async fn owned_order(
     let order_id: Uuid = order_id.parse().map_err(|_| not_found())?;
     state.catch_up().await?;
     let subscriptions = state.read_models.order_subscriptions(&partner.id, order_id).await?;
-    if subscriptions.is_empty() || subscriptions.iter().any(|s| s.customer_id != customer_id) {
+    if subscriptions.is_empty() || subscriptions.iter().any(|s| s.purchase.customer_id != customer_id) {
         return Err(not_found());
     }
     Ok((order_id, subscriptions))
@@ -242,7 +242,7 @@ pub(crate) async fn line_item_activation_links(
     let n: u32 = line_item.parse().map_err(|_| ApiError::NotFound("line item not found".into()))?;
     let s = subscriptions
         .iter()
-        .find(|s| s.line_item_number == n)
+        .find(|s| s.purchase.line_item_number == n)
         .ok_or_else(|| ApiError::NotFound("line item not found".into()))?;
     let items: Vec<Value> = activation_link(&state.directory, s)
         .into_iter()

@@ -14,7 +14,7 @@ use crate::write_model::{envelopes, load, parse_subscription_id, prepare};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use fulfillment_core::{apply, decide, Command, Effect, Event, Plan, Source, SourceKind, Subscription, SubscriptionId};
+use fulfillment_core::{apply, decide, Command, Event, Plan, Source, SourceKind, Subscription, SubscriptionId};
 use fulfillment_log::{AppendBatch, StoredEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,7 +34,7 @@ fn owned<'a>(
     partner: &PartnerCaller,
     customer_id: &str,
 ) -> Result<&'a Subscription, ApiError> {
-    s.filter(|s| s.partner_id == partner.id && s.customer_id == customer_id)
+    s.filter(|s| s.purchase.partner_id == partner.id && s.purchase.customer_id == customer_id)
         .ok_or_else(|| ApiError::NotFound("subscription not found".into()))
 }
 
@@ -129,7 +129,10 @@ fn commands(
     if let Some(quantity) = patch.quantity {
         let plan = plan.ok_or_else(|| ApiError::Conflict {
             code: "plan-unavailable".into(),
-            message: format!("plan {} of offer {} is no longer in the catalog", s.plan_id, s.offer_id),
+            message: format!(
+                "plan {} of offer {} is no longer in the catalog",
+                s.purchase.plan_id, s.purchase.offer_id
+            ),
         })?;
         changes.push(Command::ChangeQuantity { quantity, plan: plan.clone() });
     }
@@ -205,7 +208,8 @@ pub(crate) async fn change_subscription(
                 }
             }
             let now = state.clock.now();
-            let plan = state.directory.offer(&current.offer_id).and_then(|o| o.plan(&current.plan_id));
+            let plan =
+                state.directory.offer(&current.purchase.offer_id).and_then(|o| o.plan(&current.purchase.plan_id));
             let (changes, cancel) = commands(patch, current, plan)?;
             // Decide each change against the state the previous ones produce.
             let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };
@@ -256,21 +260,8 @@ pub(crate) async fn events(
     Ok(axum::Json(json!({ "totalCount": items.len(), "items": items })))
 }
 
-/// What one event did when folded.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    /// Changed the subscription.
-    Applied,
-    /// Broke a rule; the state did not change.
-    Rejected {
-        /// Stable rule code.
-        code: String,
-        /// Readable reason.
-        reason: String,
-    },
-    /// A repeat of an event already folded.
-    Duplicate,
-}
+/// What one event did when folded (core's, shared with the console's timeline).
+pub(crate) use fulfillment_core::Outcome;
 
 /// One event of a subscription's history with what it did.
 #[derive(Debug, Clone)]
@@ -312,23 +303,17 @@ pub(crate) async fn timeline(
     id: SubscriptionId,
 ) -> Result<(Vec<TimelineEntry>, Subscription), ApiError> {
     let stored = state.log.read_stream(id).await?;
-    let mut subscription: Option<Subscription> = None;
-    let mut entries = Vec::with_capacity(stored.len());
-    for event in stored {
-        let (next, effects) = apply(subscription, &event.envelope);
-        subscription = next;
-        let mut outcome = Outcome::Applied;
-        let mut billing = Vec::new();
-        for effect in effects {
-            match effect {
-                Effect::Billing(b) => billing.push((b.id, b.kind.type_name())),
-                Effect::Rejected { reason, code, .. } => outcome = Outcome::Rejected { code, reason },
-                Effect::Duplicate { .. } => outcome = Outcome::Duplicate,
-            }
-        }
-        let status_after = subscription.as_ref().map(|s| s.status);
-        entries.push(TimelineEntry { event, outcome, billing, status_after });
-    }
-    let current = owned(subscription.as_ref(), partner, customer_id)?.clone();
+    let explained = fulfillment_core::explain(stored, |e| &e.envelope);
+    let current = owned(explained.state.as_ref(), partner, customer_id)?.clone();
+    let entries = explained
+        .entries
+        .into_iter()
+        .map(|e| TimelineEntry {
+            billing: e.billing.iter().map(|b| (b.id, b.kind.type_name())).collect(),
+            event: e.event,
+            outcome: e.outcome,
+            status_after: e.status_after,
+        })
+        .collect();
     Ok((entries, current))
 }

@@ -16,42 +16,42 @@ pub fn etag(s: &Subscription) -> String {
 /// The publisher's landing page with the authorization code as `token`, the way the
 /// marketplace opens it; `None` when the publisher is no longer configured.
 pub fn activation_link(directory: &Directory, s: &Subscription) -> Option<String> {
-    let publisher = directory.publisher(&s.publisher_id)?;
+    let publisher = directory.publisher(&s.purchase.publisher_id)?;
     let separator = if publisher.site_url.contains('?') { '&' } else { '?' };
-    let token = utf8_percent_encode(&s.authorization_code, QUERY_VALUE);
+    let token = utf8_percent_encode(&s.purchase.authorization_code, QUERY_VALUE);
     Some(format!("{}{separator}token={token}", publisher.site_url))
 }
 
 /// The partner-facing representation.
 pub fn subscription_view(directory: &Directory, s: &Subscription) -> Value {
     let link = activation_link(directory, s);
-    let self_uri = format!("/v1/customers/{}/subscriptions/{}", s.customer_id, s.id);
+    let self_uri = format!("/v1/customers/{}/subscriptions/{}", s.purchase.customer_id, s.id);
     let activation_links_uri = format!(
         "/v1/customers/{}/orders/{}/lineitems/{}/activationlinks",
-        s.customer_id, s.order_id, s.line_item_number
+        s.purchase.customer_id, s.purchase.order_id, s.purchase.line_item_number
     );
     json!({
         "id": s.id,
-        "offerId": s.offer_id,
-        "planId": s.plan_id,
-        "publisherId": s.publisher_id,
-        "friendlyName": s.friendly_name,
-        "quantity": s.quantity,
+        "offerId": s.purchase.offer_id,
+        "planId": s.purchase.plan_id,
+        "publisherId": s.purchase.publisher_id,
+        "friendlyName": s.purchase.friendly_name,
+        "quantity": s.purchase.quantity,
         "unitType": "Licenses",
         "status": s.status.partner_center_name(),
         "actionNeeded": s.action_needed(),
         "activationLink": if s.action_needed() { link.clone() } else { None },
-        "authorizationCode": if s.action_needed() { Some(&s.authorization_code) } else { None },
+        "authorizationCode": if s.action_needed() { Some(&s.purchase.authorization_code) } else { None },
         "fulfillment": {
             "licensesAssigned": s.licenses_assigned,
             "setupConfirmed": s.setup_confirmed,
         },
-        "autoRenewEnabled": s.auto_renew,
-        "billingCycle": s.billing_cycle,
-        "termDuration": s.term,
-        "partnerId": s.indirect_reseller_mpn_id,
-        "customerId": s.customer_id,
-        "orderId": s.order_id,
+        "autoRenewEnabled": s.purchase.auto_renew,
+        "billingCycle": s.purchase.billing_cycle,
+        "termDuration": s.purchase.term,
+        "partnerId": s.purchase.indirect_reseller_mpn_id,
+        "customerId": s.purchase.customer_id,
+        "orderId": s.purchase.order_id,
         "creationDate": s.purchased_at,
         "cancellationAllowedUntilDate": s.cancellation_allowed_until,
         "billingStartedAt": s.billing_started_at,

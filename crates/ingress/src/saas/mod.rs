@@ -113,7 +113,7 @@ pub(crate) async fn load_owned(
     let id: SubscriptionId = raw_id.parse().map_err(|_| not_found())?;
     let loaded = load(state, id).await?;
     match &loaded.subscription {
-        Some(s) if s.publisher_id == publisher_id => Ok((id, loaded)),
+        Some(s) if s.purchase.publisher_id == publisher_id => Ok((id, loaded)),
         _ => Err(not_found()),
     }
 }

@@ -50,7 +50,7 @@ pub(crate) async fn resolve(
         .read_models
         .subscription_by_authorization_code(&token)
         .await?
-        .filter(|s| s.publisher_id == publisher.id)
+        .filter(|s| s.purchase.publisher_id == publisher.id)
         .ok_or_else(|| invalid("the token is invalid"))?;
     let expired = state.clock.now() > s.purchased_at + state.directory.resolve_token_ttl;
     if expired && s.status != Status::Subscribed {
@@ -59,10 +59,10 @@ pub(crate) async fn resolve(
     info!(publisher_id = %publisher.id, subscription_id = %s.id, "token resolved");
     Ok(axum::Json(json!({
         "id": s.id,
-        "subscriptionName": s.friendly_name,
-        "offerId": s.offer_id,
-        "planId": s.plan_id,
-        "quantity": s.quantity,
+        "subscriptionName": s.purchase.friendly_name,
+        "offerId": s.purchase.offer_id,
+        "planId": s.purchase.plan_id,
+        "quantity": s.purchase.quantity,
         "subscription": views::subscription(&s),
     })))
 }
@@ -119,7 +119,7 @@ pub(crate) async fn plans(
 ) -> Result<axum::Json<Value>, ApiError> {
     let (_, loaded) = load_owned(&state, &publisher.id, &id).await?;
     let s = current(&loaded)?;
-    let plans: Vec<Value> = match state.directory.offer(&s.offer_id) {
+    let plans: Vec<Value> = match state.directory.offer(&s.purchase.offer_id) {
         None => vec![],
         Some(offer) => offer
             .plans
@@ -212,7 +212,8 @@ pub(crate) async fn activate(
             }
             Status::PendingFulfillment => {}
         }
-        let command = Command::ConfirmSetup { plan_id: plan_id.clone(), quantity: quantity.unwrap_or(s.quantity) };
+        let command =
+            Command::ConfirmSetup { plan_id: plan_id.clone(), quantity: quantity.unwrap_or(s.purchase.quantity) };
         let now = state.clock.now();
         let events = decide(Some(s), &command, now).map_err(rejection)?;
         let (after, stream) = prepare(id, &loaded, envelopes(id, &publisher_source(&publisher), now, now, events));
@@ -238,17 +239,17 @@ pub(crate) async fn update(
     let (response, _) = idempotency::write(&state, None, || async {
         let (id, loaded) = load_owned(&state, &publisher.id, &id).await?;
         let s = current(&loaded)?;
-        let offer = state.directory.offer(&s.offer_id);
+        let offer = state.directory.offer(&s.purchase.offer_id);
         let catalog_plan = |plan: &str| {
             offer.and_then(|o| o.plan(plan)).cloned().ok_or_else(|| ApiError::BadRequest {
                 field: "planId".into(),
-                message: format!("plan {plan:?} is not available for offer {}", s.offer_id),
+                message: format!("plan {plan:?} is not available for offer {}", s.purchase.offer_id),
             })
         };
         let change = match &requested {
             Requested::Plan(plan) => RequestedChange::Plan(catalog_plan(plan)?),
             Requested::Quantity(quantity) => {
-                RequestedChange::Quantity { quantity: *quantity, plan: catalog_plan(&s.plan_id)? }
+                RequestedChange::Quantity { quantity: *quantity, plan: catalog_plan(&s.purchase.plan_id)? }
             }
         };
         let now = state.clock.now();

@@ -26,8 +26,10 @@ fn tenant_id(kind: &str, id: &str) -> Uuid {
 /// pending) and ends the day before the same date `term` later, as the marketplace shows it.
 fn term_dates(s: &Subscription) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = s.billing_started_at.unwrap_or(s.purchased_at);
-    let end =
-        start.checked_add_months(Months::new(s.term.months())).map(|e| e - chrono::Duration::days(1)).unwrap_or(start);
+    let end = start
+        .checked_add_months(Months::new(s.purchase.term.months()))
+        .map(|e| e - chrono::Duration::days(1))
+        .unwrap_or(start);
     (start, end)
 }
 
@@ -40,16 +42,16 @@ pub fn subscription(s: &Subscription) -> Value {
     };
     json!({
         "id": s.id,
-        "publisherId": s.publisher_id,
-        "offerId": s.offer_id,
-        "name": s.friendly_name,
+        "publisherId": s.purchase.publisher_id,
+        "offerId": s.purchase.offer_id,
+        "name": s.purchase.friendly_name,
         "saasSubscriptionStatus": status(s),
-        "beneficiary": { "tenantId": tenant_id("customer", &s.customer_id) },
-        "purchaser": { "tenantId": tenant_id("partner", &s.partner_id) },
-        "planId": s.plan_id,
-        "quantity": s.quantity,
-        "term": { "termUnit": s.term, "startDate": start, "endDate": end },
-        "autoRenew": s.auto_renew,
+        "beneficiary": { "tenantId": tenant_id("customer", &s.purchase.customer_id) },
+        "purchaser": { "tenantId": tenant_id("partner", &s.purchase.partner_id) },
+        "planId": s.purchase.plan_id,
+        "quantity": s.purchase.quantity,
+        "term": { "termUnit": s.purchase.term, "startDate": start, "endDate": end },
+        "autoRenew": s.purchase.auto_renew,
         "isTest": false,
         "isFreeTrial": false,
         "allowedCustomerOperations": operations,
@@ -65,8 +67,8 @@ pub fn operation(s: &Subscription, o: &Operation) -> Value {
         "id": o.id,
         "activityId": o.id,
         "subscriptionId": s.id,
-        "offerId": s.offer_id,
-        "publisherId": s.publisher_id,
+        "offerId": s.purchase.offer_id,
+        "publisherId": s.purchase.publisher_id,
         "planId": o.plan_id,
         "quantity": o.quantity,
         "action": o.action,
