@@ -9,6 +9,9 @@
 //! read models; [`Service::stop`] shuts down in a fixed order: stop accepting requests and
 //! drain them, let the projector finish its batch, then close storage.
 
+pub mod logging;
+mod text_log;
+
 use async_trait::async_trait;
 use fulfillment_ingress::idempotency::{forget_expired, IdempotencyRetention};
 use fulfillment_ingress::{

@@ -3,10 +3,9 @@
 //! `fulfillment ingress` and `fulfillment projector` run them as separately scaled processes.
 
 mod audit_commands;
-mod bench;
-mod text_log;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use fulfillment::logging::{init_tracing, LogFormat};
 use fulfillment::{
     load_directory, DirectorySource, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions, DEMO_CONFIG,
 };
@@ -17,7 +16,6 @@ use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
 use fulfillment_projector::KafkaProjectorOptions;
 use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
 use fulfillment_relay::RelayOptions;
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +23,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 /// Every request allocates (headers, JSON, envelopes) and frees on another thread; glibc's
-/// allocator spent about a sixth of the ingest CPU on that (`bench ingest` under perf).
+/// allocator spent about a sixth of the ingest CPU on that (`fulfillment-bench ingest` under
+/// perf).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -39,13 +38,6 @@ struct Config {
 
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Auto,
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,22 +65,6 @@ enum Command {
     /// Apply the PostgreSQL migrations (`migrations/postgres`) and exit; `serve` applies them
     /// at start too, this is for deploying schema changes ahead of the processes.
     Migrate(MigrateArgs),
-    /// Measure the service on this machine and print the figures.
-    #[command(subcommand)]
-    Bench(BenchCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Partner orders and signed webhooks per second against a service on loopback.
-    Ingest(bench::IngestArgs),
-    /// Webhook received → billing event visible in the feed, at a steady rate: latency
-    /// percentiles.
-    E2e(bench::EndToEndArgs),
-    /// Write a synthetic event log (for replay figures).
-    Generate(bench::GenerateArgs),
-    /// Fold a whole log into a fresh SQLite or PostgreSQL read-model store: projector events/s.
-    Fold(bench::FoldArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -398,26 +374,6 @@ struct MigrateArgs {
     database: DatabaseArgs,
 }
 
-fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    // Colours only on a terminal: a log file or collector gets no escape sequences at all.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder.json().flatten_event(true).init();
-    } else {
-        builder.fmt_fields(text_log::TextFields).init();
-    }
-}
-
 /// Tells the operator that public demo credentials are live, and what they are.
 fn announce_demo() {
     warn!(
@@ -577,10 +533,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Ingress(args) => ingress(args).await,
         Command::Projector(args) => projector(args).await,
         Command::Migrate(args) => migrate(args).await,
-        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await,
-        Command::Bench(BenchCommand::E2e(args)) => bench::end_to_end(args).await,
-        Command::Bench(BenchCommand::Generate(args)) => bench::generate(args).await,
-        Command::Bench(BenchCommand::Fold(args)) => bench::fold(args).await,
         Command::Replay(args) => audit_commands::replay(args).await,
         Command::History(args) => audit_commands::history(args).await,
         Command::Export(args) => audit_commands::export(args).await,
