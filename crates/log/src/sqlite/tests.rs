@@ -19,6 +19,16 @@ pub(super) fn single(id: SubscriptionId, expected: u64, events: Vec<EventEnvelop
     }
 }
 
+/// Two streams appended in turn, `a` two events, `b` one, `a` a third (positions 1 to 4).
+async fn interleaved(log: &SqliteEventLog) -> (SubscriptionId, SubscriptionId) {
+    let a = SubscriptionId(Uuid::new_v4());
+    let b = SubscriptionId(Uuid::new_v4());
+    log.append(single(a, 0, vec![envelope(a, 1), envelope(a, 2)])).await.unwrap();
+    log.append(single(b, 0, vec![envelope(b, 1)])).await.unwrap();
+    log.append(single(a, 2, vec![envelope(a, 3)])).await.unwrap();
+    (a, b)
+}
+
 /// A fresh log in `dir`, with the default options.
 pub(super) async fn open(dir: &tempfile::TempDir) -> SqliteEventLog {
     SqliteEventLog::open(&dir.path().join("events.sqlite"), SqliteLogOptions::default()).await.unwrap()
@@ -27,13 +37,10 @@ pub(super) async fn open(dir: &tempfile::TempDir) -> SqliteEventLog {
 async fn appends_are_ordered_per_stream_and_globally() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(&dir).await;
-    let a = SubscriptionId(Uuid::new_v4());
-    let b = SubscriptionId(Uuid::new_v4());
-    log.append(single(a, 0, vec![envelope(a, 1), envelope(a, 2)])).await.unwrap();
-    log.append(single(b, 0, vec![envelope(b, 1)])).await.unwrap();
-    log.append(single(a, 2, vec![envelope(a, 3)])).await.unwrap();
+    let (a, b) = interleaved(&log).await;
     let stream: Vec<u64> = log.read_stream(a).await.unwrap().iter().map(|e| e.stream_version).collect();
     assert_eq!(stream, [1, 2, 3]);
+    assert_eq!(log.read_stream(b).await.unwrap()[0].position, 3);
     let all = log.read_after(0, 100).await.unwrap();
     assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(*log.head().borrow(), 4);
@@ -116,11 +123,7 @@ async fn events_survive_reopening_and_the_head_is_restored() {
 async fn each_event_is_chained_to_the_previous_event_of_its_subscription() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(&dir).await;
-    let a = SubscriptionId(Uuid::new_v4());
-    let b = SubscriptionId(Uuid::new_v4());
-    log.append(single(a, 0, vec![envelope(a, 1), envelope(a, 2)])).await.unwrap();
-    log.append(single(b, 0, vec![envelope(b, 1)])).await.unwrap();
-    log.append(single(a, 2, vec![envelope(a, 3)])).await.unwrap();
+    let (a, b) = interleaved(&log).await;
     let stream = log.read_stream(a).await.unwrap();
     assert_eq!(stream[0].previous_hash, GENESIS_HASH);
     for pair in stream.windows(2) {
