@@ -5,9 +5,8 @@ use crate::load::{
     billing_feed_page, buy_subscriptions, contoso_secret, licenses_assigned, millis, run_phase, setup_confirmed,
     signed_webhook,
 };
-use crate::service::{BenchService, BenchServiceArgs};
+use crate::service::{BenchService, BenchServiceArgs, Parts};
 use anyhow::{bail, Context};
-use fulfillment::Roles;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +37,7 @@ pub async fn end_to_end(args: EndToEndArgs) -> anyhow::Result<()> {
         bail!("--rate and --seconds must be at least 1");
     }
     let bench = BenchService::new(args.service)?;
-    let service = bench.start(Roles::BOTH).await?;
+    let service = bench.start(Parts::Both).await?;
     let base = format!("http://{}", service.addr());
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let n = (args.rate * args.seconds) as usize;

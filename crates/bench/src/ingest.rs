@@ -11,9 +11,8 @@ use crate::load::{
     billing_feed_page, buy_subscriptions, contoso_secret, licenses_assigned, run_phase, setup_confirmed,
     signed_webhook, Phase,
 };
-use crate::service::{BenchService, BenchServiceArgs};
+use crate::service::{BenchService, BenchServiceArgs, Parts};
 use anyhow::bail;
-use fulfillment::{EventLogBackend, Roles};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -37,9 +36,8 @@ pub struct IngestArgs {
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     let bench = BenchService::new(args.service)?;
-    let kafka = bench.kafka();
-    let roles = if kafka { Roles { ingress: true, projector: false } } else { Roles::BOTH };
-    let service = bench.start(roles).await?;
+    let parts = if bench.kafka().is_some() { Parts::Ingress } else { Parts::Both };
+    let service = bench.start(parts).await?;
     let base = format!("http://{}", service.addr());
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let n = args.subscriptions;
@@ -64,14 +62,14 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     webhooks.print();
 
     // Kafka mode: now a projector folds the whole topic into PostgreSQL.
-    let projector = match (&bench.event_log, &bench.postgres) {
-        (EventLogBackend::Kafka { projector, .. }, Some(database)) => {
-            let store = fulfillment_projector::PostgresReadModel::connect(database).await?;
+    let projector = match bench.kafka() {
+        Some(kafka) => {
+            let store = fulfillment_projector::PostgresReadModel::connect(&kafka.database).await?;
             let events = 3 * n as i64;
             let folding = Instant::now();
-            let service = bench.start(Roles { ingress: false, projector: true }).await?;
+            let service = bench.start(Parts::Projector).await?;
             loop {
-                let folded: i64 = store.consumed_offsets(&projector.group, &projector.topic).await?.values().sum();
+                let folded: i64 = store.consumed_offsets(&kafka.consumer_group, &kafka.log.topic).await?.values().sum();
                 if folded >= events {
                     break;
                 }
@@ -90,7 +88,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             store.close().await;
             Some(service)
         }
-        _ => None,
+        None => None,
     };
 
     // Wait until every activation shows in the billing feed.

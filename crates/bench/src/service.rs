@@ -2,13 +2,16 @@
 //! catalog, with its log and read models in a scratch directory (embedded, the default), or in
 //! PostgreSQL, or on a fresh events topic of the Kafka brokers named (with PostgreSQL).
 //!
-//! In: [`BenchServiceArgs`]. Out: running services for the phases of a benchmark.
+//! In: [`BenchServiceArgs`]. Out: running services for the phases of a benchmark ([`Parts`]).
 
 use anyhow::bail;
-use fulfillment::{load_directory, EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions};
-use fulfillment_ingress::SystemClock;
-use fulfillment_log::KafkaLogOptions;
-use fulfillment_projector::{KafkaProjectorOptions, PostgresOptions};
+use fulfillment::{
+    load_directory, ApiOptions, EmbeddedOptions, FoldOptions, IngressOptions, KafkaDeployment, ProjectorOptions,
+    ReadModelBackend, Role, Service, ServiceOptions,
+};
+use fulfillment_ingress::{Directory, SystemClock};
+use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
+use fulfillment_projector::PostgresOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,15 +35,31 @@ pub struct BenchServiceArgs {
     partitions: i32,
 }
 
+/// Where the events and read models of the service under test go.
+enum Backend {
+    /// The embedded log in the scratch directory, read models there or in PostgreSQL.
+    Embedded(ReadModelBackend),
+    /// A fresh topic and consumer group of the brokers named, read models in PostgreSQL.
+    Kafka(KafkaDeployment),
+}
+
+/// Which parts of the service a phase runs; on the embedded log always both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    /// Ingress and projector.
+    Both,
+    /// Only the ingress (Kafka mode).
+    Ingress,
+    /// Only the projector (Kafka mode).
+    Projector,
+}
+
 /// A service under test: a scratch data directory, the demo catalog, and where events and read
 /// models go.
 pub struct BenchService {
     scratch: tempfile::TempDir,
-    directory: fulfillment_ingress::Directory,
-    /// Where the events go.
-    pub event_log: EventLogBackend,
-    /// Where the read models go, when not in the scratch directory.
-    pub postgres: Option<PostgresOptions>,
+    directory: Directory,
+    backend: Backend,
 }
 
 impl BenchService {
@@ -53,62 +72,62 @@ impl BenchService {
             max_connections: args.database_max_connections,
             acquire_timeout: Duration::from_secs(30),
         });
-        let event_log = match args.kafka_brokers {
-            None => EventLogBackend::default(),
-            Some(brokers) => {
-                if postgres.is_none() {
-                    bail!("--kafka-brokers needs --database-url (an empty PostgreSQL database)");
-                }
-                let topic = format!("bench.events.{}", uuid::Uuid::new_v4().simple());
-                EventLogBackend::Kafka {
-                    log: KafkaLogOptions {
-                        topic: topic.clone(),
-                        partitions: args.partitions,
-                        ..KafkaLogOptions::new(brokers.clone())
-                    },
-                    projector: KafkaProjectorOptions {
-                        topic,
-                        group: format!("bench-projector-{}", uuid::Uuid::new_v4().simple()),
-                        ..KafkaProjectorOptions::new(brokers)
-                    },
+        let backend = match (args.kafka_brokers, postgres) {
+            (None, postgres) => Backend::Embedded(postgres.map(ReadModelBackend::Postgres).unwrap_or_default()),
+            (Some(_), None) => bail!("--kafka-brokers needs --database-url (an empty PostgreSQL database)"),
+            (Some(brokers), Some(database)) => Backend::Kafka(KafkaDeployment {
+                log: KafkaLogOptions {
+                    topic: format!("bench.events.{}", uuid::Uuid::new_v4().simple()),
+                    partitions: args.partitions,
+                    ..KafkaLogOptions::new(brokers)
+                },
+                consumer_group: format!("bench-projector-{}", uuid::Uuid::new_v4().simple()),
+                database,
+            }),
+        };
+        Ok(BenchService { scratch, directory, backend })
+    }
+
+    /// The Kafka deployment, in Kafka mode.
+    pub fn kafka(&self) -> Option<&KafkaDeployment> {
+        match &self.backend {
+            Backend::Kafka(kafka) => Some(kafka),
+            Backend::Embedded(_) => None,
+        }
+    }
+
+    /// Starts `parts` of the service on `127.0.0.1:0`.
+    pub async fn start(&self, parts: Parts) -> anyhow::Result<Service> {
+        let api = ApiOptions::new(self.directory.clone(), Arc::new(SystemClock));
+        let folding = FoldOptions { batch: 1000, billing_relay: None };
+        let role = match (&self.backend, parts) {
+            (Backend::Embedded(read_models), _) => Role::Embedded(EmbeddedOptions {
+                data_dir: self.scratch.path().to_owned(),
+                log: SqliteLogOptions::default(),
+                read_models: read_models.clone(),
+                api,
+                folding,
+            }),
+            (Backend::Kafka(kafka), parts) => {
+                let projector =
+                    ProjectorOptions { kafka: kafka.clone(), folding, session_timeout: Duration::from_secs(10) };
+                match parts {
+                    Parts::Both => Role::IngressAndProjector { projector, api },
+                    Parts::Ingress => Role::Ingress(IngressOptions { kafka: kafka.clone(), api }),
+                    Parts::Projector => Role::Projector(projector),
                 }
             }
         };
-        Ok(BenchService { scratch, directory, event_log, postgres })
-    }
-
-    /// Whether the events go to Kafka.
-    pub fn kafka(&self) -> bool {
-        matches!(self.event_log, EventLogBackend::Kafka { .. })
-    }
-
-    /// Starts `roles` of the service on `127.0.0.1:0`.
-    pub async fn start(&self, roles: Roles) -> anyhow::Result<Service> {
-        Service::start(ServiceOptions {
-            listen: "127.0.0.1:0".parse().expect("a valid address"),
-            data_dir: self.scratch.path().to_owned(),
-            roles,
-            event_log: self.event_log.clone(),
-            directory: self.directory.clone(),
-            clock: Arc::new(SystemClock),
-            projector_batch: 1000,
-            read_models: self.postgres.clone().map(ReadModelBackend::Postgres).unwrap_or_default(),
-            billing_relay: None,
-            connection_limits: Default::default(),
-            body_limits: Default::default(),
-            auth_failures: Default::default(),
-            public_url: None,
-            idempotency_retention: Default::default(),
-        })
-        .await
-        .map_err(Into::into)
+        let listen = "127.0.0.1:0".parse().expect("a valid address");
+        Ok(Service::start(ServiceOptions { listen, connection_limits: Default::default(), role }).await?)
     }
 
     /// The backend, for the figures' heading.
     pub fn describe(&self) -> String {
-        match &self.event_log {
-            EventLogBackend::Embedded(_) => format!("embedded SQLite log in {}", self.scratch.path().display()),
-            EventLogBackend::Kafka { log, .. } => {
+        match &self.backend {
+            Backend::Embedded(_) => format!("embedded SQLite log in {}", self.scratch.path().display()),
+            Backend::Kafka(kafka) => {
+                let log = &kafka.log;
                 format!("Kafka log on {} (topic {}, {} partitions)", log.brokers, log.topic, log.partitions)
             }
         }
