@@ -8,8 +8,14 @@
 //! ([`Started`]); what follows is the same for every role: the billing relay, the health
 //! checks, the router (the API, or only `/healthz` and `/readyz`), the idempotency sweep.
 //!
-//! [`Service::stop`] shuts down in a fixed order: stop accepting requests and drain them, let
-//! the projector finish its batch, then close storage.
+//! Stopping follows the order of influxdb 3, each part with a token of its own, cancelled only
+//! once the part before it returned ([`Shutdown`]):
+//!
+//! 1. the HTTP server stops accepting and drains: every request in flight is answered;
+//! 2. the projector folds what this process accepted (for at most [`DRAIN_LIMIT`]), finishes
+//!    its batch and stops; then the billing relay finishes its round and stops;
+//! 3. the idempotency sweep stops;
+//! 4. storage closes: the read models, then the event log.
 
 mod embedded;
 mod kafka;
@@ -28,9 +34,26 @@ use fulfillment_projector::ProjectorHandle;
 use fulfillment_relay::{run_billing_relay, BillingRelay, RelayHandle, RelayOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
+
+/// Longest a stop waits, once the HTTP server returned, for the projector to fold what this
+/// process accepted. A projector that cannot (its database is down) is stopped anyway: it
+/// resumes from its committed position at the next start.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// One cancellation token per part, so that each is asked to stop only once the part before it
+/// returned; `requested` is the operator's request to begin (a signal handler's).
+#[derive(Default)]
+struct Shutdown {
+    requested: CancellationToken,
+    http: CancellationToken,
+    projector: CancellationToken,
+    relay: CancellationToken,
+    sweep: CancellationToken,
+}
 
 /// The HTTP API of a process that serves one: its settings, the log it appends to, and how its
 /// reads wait for its own writes.
@@ -52,12 +75,15 @@ struct Started {
 /// A running service.
 pub struct Service {
     addr: SocketAddr,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     server: JoinHandle<std::io::Result<()>>,
     projector: Option<ProjectorHandle>,
     relay: Option<RelayHandle>,
     /// The ingress's sweep of expired idempotency records.
     sweep: Option<JoinHandle<()>>,
+    /// With the API and the projector in this process: waits until the projector folded what
+    /// the API accepted.
+    drain: Option<Arc<dyn WriteVisibility>>,
     /// Kept to close last.
     log: Option<Arc<dyn EventLog>>,
     read_model: ReadModelStore,
@@ -68,9 +94,9 @@ impl Service {
     /// Opens storage, starts the parts `options.role` names, then the HTTP server.
     pub async fn start(options: ServiceOptions) -> Result<Service, StartError> {
         let ServiceOptions { listen, connection_limits, role } = options;
-        let shutdown = CancellationToken::new();
+        let shutdown = Shutdown::default();
         let (ingress, projector, event_log, read_models) = describe(&role);
-        let started = start_backends(role, &shutdown.child_token()).await?;
+        let started = start_backends(role, &shutdown.projector).await?;
         let Started { store, lock, api, projector: projector_handle, billing_relay } = started;
         let read_model_handle = store.shared();
         let relay = match (billing_relay, &projector_handle) {
@@ -78,7 +104,7 @@ impl Service {
                 BillingRelay::new(relay_options)?,
                 read_model_handle.clone(),
                 projector.position.clone(),
-                shutdown.child_token(),
+                shutdown.relay.clone(),
             )),
             _ => None,
         };
@@ -94,15 +120,18 @@ impl Service {
             .await
             .map_err(|source| StartError::Listen { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
-        let (mut sweep, mut log) = (None, None);
+        let (mut sweep, mut drain, mut log) = (None, None, None);
         let app = match api {
             Some(Api { options, log: api_log, visibility }) => {
                 sweep = Some(tokio::spawn(forget_expired(
                     api_log.clone(),
                     options.clock.clone(),
                     options.idempotency_retention,
-                    shutdown.child_token(),
+                    shutdown.sweep.clone(),
                 )));
+                if projector_handle.is_some() {
+                    drain = visibility.clone();
+                }
                 log = Some(api_log.clone());
                 fulfillment_ingress::router(AppState {
                     log: api_log,
@@ -118,7 +147,7 @@ impl Service {
             }
             None => health_router(health),
         };
-        let server = tokio::spawn(fulfillment_ingress::serve(listener, app, connection_limits, shutdown.clone()));
+        let server = tokio::spawn(fulfillment_ingress::serve(listener, app, connection_limits, shutdown.http.clone()));
         info!(%addr, ingress, projector, event_log, read_models, "fulfillment is listening");
         Ok(Service {
             addr,
@@ -127,6 +156,7 @@ impl Service {
             projector: projector_handle,
             relay,
             sweep,
+            drain,
             log,
             read_model: store,
             _lock: lock,
@@ -138,34 +168,49 @@ impl Service {
         self.addr
     }
 
-    /// A token that stops the service when cancelled (for signal handlers).
+    /// A token that asks the service to stop when cancelled (for signal handlers); the stop
+    /// itself, in order, is [`Service::run_until_stopped`]'s.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.shutdown.requested.clone()
     }
 
     /// Runs until the shutdown token is cancelled, then stops in order.
     pub async fn run_until_stopped(self) {
-        self.shutdown.cancelled().await;
+        self.shutdown.requested.cancelled().await;
         self.stop().await;
     }
 
-    /// Stops: the HTTP server first (draining requests), then the projector after its
-    /// current batch, then storage.
+    /// Stops in the order of the module documentation: the HTTP server first (answering every
+    /// request in flight), then the projector once it folded them and finished its batch, the
+    /// relay after its round, the idempotency sweep, and storage last. Each part's token is
+    /// cancelled only once the part before it returned.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        if let Some(Err(e)) = join("HTTP server", self.server).await {
-            error!(error = %e, "HTTP server ended with an error");
+        self.shutdown.requested.cancel();
+        self.shutdown.http.cancel();
+        match join("HTTP server", self.server).await {
+            Some(Ok(())) => info!("HTTP server stopped: every request in flight was answered"),
+            Some(Err(e)) => error!(error = %e, "HTTP server ended with an error"),
+            None => {}
         }
         if let Some(projector) = self.projector {
+            if let Some(drain) = &self.drain {
+                if let Err(e) = drain.wait_for_own_writes(DRAIN_LIMIT).await {
+                    warn!(error = %e, "stopping without the projector folding every accepted event");
+                }
+            }
+            self.shutdown.projector.cancel();
             join("projector", projector.task).await;
         }
         if let Some(relay) = self.relay {
+            self.shutdown.relay.cancel();
             join("billing relay", relay.task).await;
         }
         if let Some(sweep) = self.sweep {
+            self.shutdown.sweep.cancel();
             join("idempotency sweep", sweep).await;
         }
         self.read_model.close().await;
+        // The embedded log's writer thread ends once its last handle is gone, after its round.
         drop(self.log);
         info!("fulfillment stopped");
     }
