@@ -40,6 +40,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulfillment_core::SubscriptionId;
 use reads::ReadConnections;
+use rusqlite::OpenFlags;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -95,6 +96,14 @@ struct Inner {
 /// How long a statement waits for a lock held by another connection (a checkpoint, the audit
 /// tools) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A rusqlite connection to the log at `path` opened with `flags` (each connection is used by
+/// one thread at a time, so without SQLite's own mutex), waiting [`BUSY_TIMEOUT`] for locks.
+fn connect(path: &Path, flags: OpenFlags) -> Result<rusqlite::Connection, LogError> {
+    let conn = rusqlite::Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
 
 impl SqliteEventLog {
     /// Opens (creating and migrating when needed) the log at `path` and starts its writer.

@@ -5,7 +5,7 @@
 //! In: the database file and the [`DamageWatch`] every connection reports to. Out: decoded
 //! [`StoredEvent`]s and records. WAL lets these run beside the writer; none of them writes.
 
-use super::BUSY_TIMEOUT;
+use super::connect;
 use crate::integrity::DamageWatch;
 use crate::{IdempotencyRecord, LogError, StoredEvent};
 use fulfillment_core::{EventEnvelope, SubscriptionId};
@@ -57,12 +57,7 @@ impl ReadConnections {
 
 /// A read-only connection to the log.
 pub(super) fn open_reader(path: &Path) -> Result<rusqlite::Connection, LogError> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
+    connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
 }
 
 /// A read of whole events: the columns [`read_events`] expects, in its order, then `$rest`.

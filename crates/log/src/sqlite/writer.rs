@@ -6,7 +6,7 @@
 //! or error, sent only after the commit (or its failure), after the new head and the cached
 //! states were published, so a caller that reads right after its answer sees its own events.
 
-use super::BUSY_TIMEOUT;
+use super::connect;
 use crate::chain::{event_hash, GENESIS_HASH};
 use crate::integrity::DamageWatch;
 use crate::state_cache::StateCache;
@@ -30,11 +30,7 @@ pub(super) struct AppendRequest {
 /// beside the commits instead of inside one of them, where they held up every caller of the
 /// round.
 pub(super) fn open_writer(path: &Path) -> Result<rusqlite::Connection, LogError> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 10000;")?;
     Ok(conn)
 }
