@@ -55,8 +55,8 @@ psql "$FULFILLMENT_TEST_POSTGRES" -Atqc \
 echo "== embedded mode (plain cargo test)"
 cargo test --workspace --locked "$@"
 
-echo "== PostgreSQL read-model store, and the scenario suites with read models in PostgreSQL"
-cargo test --workspace --locked --test postgres_read_model -- --ignored
+echo "== PostgreSQL read-model store (and fulfillment-bench fold into it), and the scenario suites with read models in PostgreSQL"
+cargo test --workspace --locked --test postgres_read_model --test bench_commands -- --ignored
 FULFILLMENT_TEST_READ_MODELS=postgres cargo test --workspace --locked \
   --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console
 

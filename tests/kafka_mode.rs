@@ -17,7 +17,7 @@ mod common;
 
 use common::billing_schemas::assert_matches_schema;
 use common::*;
-use fulfillment::{EventLogBackend, ReadModelBackend, Roles};
+use fulfillment::KafkaDeployment;
 use fulfillment_log::KafkaLogOptions;
 use fulfillment_projector::{PostgresOptions, PostgresReadModel, ReadModels};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -69,14 +69,11 @@ async fn broker_down_answers_503_accepts_nothing_and_recovers() {
         ..kafka::fresh_log_options_on(&cluster.bootstrap_servers())
     };
     cluster.create_topic(&log.topic, 3, 1).unwrap();
-    let projector = kafka::projector_options(&log);
     let database = postgres::fresh_database().await;
-    let app = TestApp::spawn_with(
-        Roles::BOTH,
-        EventLogBackend::Kafka { log, projector },
-        ReadModelBackend::Postgres(database.clone()),
+    let app = TestApp::spawn_with(Parts::IngressAndProjector(kafka::projector(
+        kafka::deployment(log, database.clone()),
         None,
-    )
+    )))
     .await;
 
     let (_, sub) = app.purchase("customer-1", 5).await;
@@ -116,21 +113,12 @@ async fn two_ingress_processes_agree_on_dedupe_and_stream_order() {
     let cluster = MockCluster::new(1).unwrap();
     let log = KafkaLogOptions { create_topic: false, ..kafka::fresh_log_options_on(&cluster.bootstrap_servers()) };
     cluster.create_topic(&log.topic, 3, 1).unwrap();
-    let projector = kafka::projector_options(&log);
     let database = postgres::fresh_database().await;
-    let backend = EventLogBackend::Kafka { log, projector };
+    let deployment = kafka::deployment(log, database.clone());
     let first = std::sync::Arc::new(
-        TestApp::spawn_with(Roles::BOTH, backend.clone(), ReadModelBackend::Postgres(database.clone()), None).await,
+        TestApp::spawn_with(Parts::IngressAndProjector(kafka::projector(deployment.clone(), None))).await,
     );
-    let second = std::sync::Arc::new(
-        TestApp::spawn_with(
-            Roles { ingress: true, projector: false },
-            backend,
-            ReadModelBackend::Postgres(database.clone()),
-            None,
-        )
-        .await,
-    );
+    let second = std::sync::Arc::new(TestApp::spawn_with(Parts::Ingress(deployment)).await);
     let (_, sub) = first.purchase("customer-1", 5).await;
 
     // The same webhook delivered to both ingress processes at once, several times, plus
@@ -236,18 +224,11 @@ async fn projectors_share_partitions_through_a_rebalance_and_a_kill_and_equal_a_
     let group = kafka::unique("projectors");
     let billing_topic = kafka::unique("test.billing");
     let database = postgres::fresh_database().await;
-    let ingress = TestApp::spawn_with(
-        Roles { ingress: true, projector: false },
-        EventLogBackend::Kafka {
-            log: log.clone(),
-            projector: fulfillment_projector::KafkaProjectorOptions {
-                group: group.clone(),
-                ..kafka::projector_options(&log)
-            },
-        },
-        ReadModelBackend::Postgres(database.clone()),
-        None,
-    )
+    let ingress = TestApp::spawn_with(Parts::Ingress(KafkaDeployment {
+        log: log.clone(),
+        consumer_group: group.clone(),
+        database: database.clone(),
+    }))
     .await;
 
     // The projectors' logs stay in target/tmp for a look after a failure.

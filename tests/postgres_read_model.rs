@@ -335,29 +335,6 @@ async fn the_migrate_command_applies_the_schema_and_asks_for_a_url_without_one()
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL; run by scripts/test.sh"]
-async fn bench_fold_folds_a_generated_log_into_postgres_and_refuses_a_used_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("generated");
-    let binary = env!("CARGO_BIN_EXE_fulfillment");
-    let run = |args: &[&str]| std::process::Command::new(binary).args(args).output().unwrap();
-    let out = run(&["bench", "generate", "--events", "400", "--data-dir", data_dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let options = fresh_database().await;
-    let fold = || run(&["bench", "fold", "--data-dir", data_dir.to_str().unwrap(), "--database-url", &options.url]);
-    let out = fold();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("folded 400 events into PostgreSQL"), "{stdout}");
-    let store = PostgresReadModel::connect(&options).await.unwrap();
-    assert_eq!(store.fingerprint().await.unwrap().subscriptions.len(), 100, "four events per subscription");
-
-    let again = fold();
-    assert!(!again.status.success(), "a second fold into the same database is refused");
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a folded model"));
-}
-
-#[tokio::test]
-#[ignore = "needs PostgreSQL; run by scripts/test.sh"]
 async fn the_outbox_hands_out_unpublished_billing_events_in_order_until_marked() {
     let dir = tempfile::tempdir().unwrap();
     let log = populated_log(&dir, 9).await;

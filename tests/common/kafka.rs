@@ -3,10 +3,11 @@
 //! Tansu there). Every test gets its own topics and consumer group, so tests share the broker
 //! without seeing each other's events.
 
-use fulfillment::EventLogBackend;
+use fulfillment::{KafkaDeployment, ProjectorOptions};
 use fulfillment_log::KafkaLogOptions;
 use fulfillment_projector::KafkaProjectorOptions;
-use fulfillment_projector::{run_kafka_projector, Fingerprint, PostgresReadModel, ReadModels};
+use fulfillment_projector::{run_kafka_projector, Fingerprint, PostgresOptions, PostgresReadModel, ReadModels};
+use fulfillment_relay::RelayOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
@@ -50,11 +51,22 @@ pub fn projector_options(log: &KafkaLogOptions) -> KafkaProjectorOptions {
     }
 }
 
-/// The event-log backend of a fresh Kafka-mode service.
-pub fn fresh_event_log() -> EventLogBackend {
-    let log = fresh_log_options();
-    let projector = projector_options(&log);
-    EventLogBackend::Kafka { log, projector }
+/// A deployment on a fresh topic of the test broker and a fresh consumer group, read models
+/// in `database`.
+pub fn fresh_deployment(database: PostgresOptions) -> KafkaDeployment {
+    deployment(fresh_log_options(), database)
+}
+
+/// A deployment on `log`'s topic with a fresh consumer group, read models in `database`.
+pub fn deployment(log: KafkaLogOptions, database: PostgresOptions) -> KafkaDeployment {
+    KafkaDeployment { consumer_group: unique("test-projector"), log, database }
+}
+
+/// A projector of `kafka` as [`projector_options`] sets one up (batches of 100, a short
+/// session timeout), publishing billing events to `billing_relay` too when given.
+pub fn projector(kafka: KafkaDeployment, billing_relay: Option<RelayOptions>) -> ProjectorOptions {
+    let consumer = projector_options(&kafka.log);
+    ProjectorOptions { kafka, folding: super::folding(billing_relay), session_timeout: consumer.session_timeout }
 }
 
 /// The end offset of every partition of `topic`.

@@ -15,8 +15,12 @@ pub mod webdriver;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use fulfillment::{EventLogBackend, ReadModelBackend, Roles, Service, ServiceOptions};
+use fulfillment::{
+    ApiOptions, EmbeddedOptions, FoldOptions, IngressOptions, KafkaDeployment, ProjectorOptions, ReadModelBackend,
+    Role, Service, ServiceOptions,
+};
 use fulfillment_ingress::{Directory, ManualClock};
+use fulfillment_log::SqliteLogOptions;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -76,14 +80,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
-    /// Where this app's read models live (kept across restarts).
-    pub read_models: ReadModelBackend,
-    /// Publish billing events to this Kafka topic too.
-    pub billing_relay: Option<fulfillment_relay::RelayOptions>,
-    /// Where this app's events live (kept across restarts).
-    pub event_log: EventLogBackend,
-    /// What this app runs.
-    pub roles: Roles,
+    /// What this app runs, where its events and read models live (kept across restarts), and
+    /// where its billing events go.
+    pub parts: Parts,
     /// Limits and settings the test chose (defaults otherwise).
     pub tuning: Tuning,
     service: Option<Service>,
@@ -131,6 +130,24 @@ pub fn line_item(quantity: u32) -> Value {
     })
 }
 
+/// What a test service runs, on which backends. The harness adds the API's options (the test
+/// catalog, the manual clock, the [`Tuning`]) and the data directory when it starts it.
+#[derive(Clone)]
+pub enum Parts {
+    /// `serve` on the embedded log, read models where `read_models` says.
+    Embedded { read_models: ReadModelBackend, folding: FoldOptions },
+    /// `ingress` on a Kafka deployment.
+    Ingress(KafkaDeployment),
+    /// `serve --kafka-brokers`: a projector of the deployment and the API on it.
+    IngressAndProjector(ProjectorOptions),
+}
+
+/// How the test services' projectors fold: small batches, billing events to `billing_relay`
+/// too when given.
+pub fn folding(billing_relay: Option<fulfillment_relay::RelayOptions>) -> FoldOptions {
+    FoldOptions { batch: 100, billing_relay }
+}
+
 /// The service settings a test may choose; the defaults are the service's own.
 #[derive(Clone, Default)]
 pub struct Tuning {
@@ -148,8 +165,7 @@ impl TestApp {
 
     /// A service with the test's settings, on the backends the test command asks for.
     pub async fn spawn_tuned(tuning: Tuning) -> TestApp {
-        let (event_log, read_models) = Self::backends_from_env().await;
-        let mut app = Self::unstarted(Roles::BOTH, event_log, read_models, None);
+        let mut app = Self::unstarted(Self::parts_from_env(None).await);
         app.tuning = tuning;
         app.start().await;
         app
@@ -157,55 +173,42 @@ impl TestApp {
 
     /// A service that also publishes its billing events to Kafka.
     pub async fn spawn_with_billing_topic(billing_relay: Option<fulfillment_relay::RelayOptions>) -> TestApp {
-        let (event_log, read_models) = Self::backends_from_env().await;
-        Self::spawn_with(Roles::BOTH, event_log, read_models, billing_relay).await
+        Self::spawn_with(Self::parts_from_env(billing_relay).await).await
     }
 
-    async fn backends_from_env() -> (EventLogBackend, ReadModelBackend) {
+    async fn parts_from_env(billing_relay: Option<fulfillment_relay::RelayOptions>) -> Parts {
         // The same scenarios run with the read models in PostgreSQL, or with the event log in
         // Kafka (a fresh topic per test, read models in PostgreSQL), when the test command asks
         // for it (scripts/test.sh does, in later passes).
-        let event_log = match std::env::var("FULFILLMENT_TEST_EVENT_LOG").as_deref() {
-            Ok("kafka") => kafka::fresh_event_log(),
-            Ok("embedded") | Err(_) => EventLogBackend::default(),
+        let kafka = match std::env::var("FULFILLMENT_TEST_EVENT_LOG").as_deref() {
+            Ok("kafka") => true,
+            Ok("embedded") | Err(_) => false,
             Ok(other) => panic!("FULFILLMENT_TEST_EVENT_LOG={other}: expected embedded or kafka"),
         };
+        if kafka {
+            let deployment = kafka::fresh_deployment(postgres::fresh_database().await);
+            return Parts::IngressAndProjector(kafka::projector(deployment, billing_relay));
+        }
         let read_models = match std::env::var("FULFILLMENT_TEST_READ_MODELS").as_deref() {
             Ok("postgres") => ReadModelBackend::Postgres(postgres::fresh_database().await),
-            _ if matches!(event_log, EventLogBackend::Kafka { .. }) => {
-                ReadModelBackend::Postgres(postgres::fresh_database().await)
-            }
             Ok("embedded") | Err(_) => ReadModelBackend::Embedded,
             Ok(other) => panic!("FULFILLMENT_TEST_READ_MODELS={other}: expected embedded or postgres"),
         };
-        (event_log, read_models)
+        Parts::Embedded { read_models, folding: folding(billing_relay) }
     }
 
     /// A service with exactly these parts and backends.
-    pub async fn spawn_with(
-        roles: Roles,
-        event_log: EventLogBackend,
-        read_models: ReadModelBackend,
-        billing_relay: Option<fulfillment_relay::RelayOptions>,
-    ) -> TestApp {
-        let mut app = Self::unstarted(roles, event_log, read_models, billing_relay);
+    pub async fn spawn_with(parts: Parts) -> TestApp {
+        let mut app = Self::unstarted(parts);
         app.start().await;
         app
     }
 
-    fn unstarted(
-        roles: Roles,
-        event_log: EventLogBackend,
-        read_models: ReadModelBackend,
-        billing_relay: Option<fulfillment_relay::RelayOptions>,
-    ) -> TestApp {
+    fn unstarted(parts: Parts) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         TestApp {
             base: String::new(),
-            roles,
-            event_log,
-            read_models,
-            billing_relay,
+            parts,
             clock: Arc::new(ManualClock::new(Utc::now())),
             data_dir: dir.path().to_owned(),
             http: reqwest::Client::new(),
@@ -215,25 +218,36 @@ impl TestApp {
         }
     }
 
-    async fn start(&mut self) {
-        let service = Service::start(ServiceOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.data_dir.clone(),
-            roles: self.roles,
-            event_log: self.event_log.clone(),
+    /// The service's options: the parts, on the test catalog, the manual clock and the tuning.
+    fn options(&self) -> ServiceOptions {
+        let api = ApiOptions {
             directory: Directory::from_toml(&test_config()).unwrap(),
             clock: self.clock.clone(),
-            projector_batch: 100,
-            read_models: self.read_models.clone(),
-            billing_relay: self.billing_relay.clone(),
-            connection_limits: self.tuning.connection_limits,
             body_limits: self.tuning.body_limits.clone(),
             auth_failures: self.tuning.auth_failures,
             public_url: self.tuning.public_url.clone(),
             idempotency_retention: self.tuning.idempotency_retention,
-        })
-        .await
-        .expect("service starts");
+        };
+        let role = match self.parts.clone() {
+            Parts::Embedded { read_models, folding } => Role::Embedded(EmbeddedOptions {
+                data_dir: self.data_dir.clone(),
+                log: SqliteLogOptions::default(),
+                read_models,
+                api,
+                folding,
+            }),
+            Parts::Ingress(kafka) => Role::Ingress(IngressOptions { kafka, api }),
+            Parts::IngressAndProjector(projector) => Role::IngressAndProjector { projector, api },
+        };
+        ServiceOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            connection_limits: self.tuning.connection_limits,
+            role,
+        }
+    }
+
+    async fn start(&mut self) {
+        let service = Service::start(self.options()).await.expect("service starts");
         self.base = format!("http://{}", service.addr());
         self.service = Some(service);
     }
@@ -243,10 +257,7 @@ impl TestApp {
     pub fn at(base: &str) -> TestApp {
         TestApp {
             base: base.to_owned(),
-            roles: Roles::BOTH,
-            event_log: EventLogBackend::default(),
-            read_models: ReadModelBackend::Embedded,
-            billing_relay: None,
+            parts: Parts::Embedded { read_models: ReadModelBackend::Embedded, folding: folding(None) },
             clock: Arc::new(ManualClock::new(Utc::now())),
             data_dir: PathBuf::new(),
             http: reqwest::Client::new(),

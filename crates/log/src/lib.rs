@@ -7,9 +7,11 @@
 //!
 //! One small trait, several backends (the shape svix uses for its queues): [`SqliteEventLog`]
 //! is the embedded default for one machine and for tests; [`KafkaEventLog`] keeps the events in
-//! a Kafka topic and its write-side bookkeeping in PostgreSQL. Every append carries, per subscription, the stream version it was decided against,
-//! so two writers racing on one subscription cannot both win (optimistic concurrency), and an
-//! optional idempotency record stored atomically with the events (invariant 2).
+//! a Kafka topic and its write-side bookkeeping in PostgreSQL; [`open`] opens the one a
+//! [`LogBackend`] names. Every append carries, per subscription, the stream version it was
+//! decided against, so two writers racing on one subscription cannot both win (optimistic
+//! concurrency), and an optional idempotency record stored atomically with the events
+//! (invariant 2).
 //!
 //! Every event is chained to the previous event of its subscription by a hash ([`event_hash`],
 //! checked by [`ChainCheck`]), so an edit in storage is evident. The embedded log does not open
@@ -18,6 +20,7 @@
 //! ([`record_verified_position`]), and it stops reporting ready once SQLite reports damage
 //! while running.
 
+mod backend;
 mod chain;
 mod checkpoint;
 mod error;
@@ -28,6 +31,7 @@ mod state_cache;
 #[cfg(test)]
 mod test_fixtures;
 
+pub use backend::{open, LogBackend, OpenLog};
 pub use chain::{check_chains, event_hash, ChainBreak, ChainCheck, ChainLink, ChainReport, GENESIS_HASH};
 pub use checkpoint::record_verified_position;
 pub use error::LogError;
