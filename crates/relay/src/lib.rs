@@ -17,7 +17,7 @@
 //! the value and `ce_specversion`, `ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_subject` and
 //! `content-type` headers.
 
-use fulfillment_log::{create_topic_if_missing, idempotent_producer, CloudEvent};
+use fulfillment_kafka::{create_topic_if_missing, idempotent_producer, CloudEvent, KafkaClientError};
 use fulfillment_projector::{OutboxEntry, ProjectorError, ReadModels};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
@@ -112,7 +112,10 @@ impl BillingRelay {
             options.delivery_timeout,
         )
         .await
-        .map_err(|e| RelayError::Topic { topic: e.topic, reason: e.reason })
+        .map_err(|e| match e {
+            KafkaClientError::TopicCreation { topic, reason } => RelayError::Topic { topic, reason },
+            other => RelayError::Topic { topic: options.topic.clone(), reason: other.to_string() },
+        })
     }
 
     /// Publishes up to one batch of unpublished outbox rows, in order, and marks those the
