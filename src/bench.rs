@@ -12,7 +12,8 @@ use fulfillment::{load_directory, EventLogBackend, ReadModelBackend, Roles, Serv
 use fulfillment_ingress::signature::sign;
 use fulfillment_ingress::SystemClock;
 use fulfillment_log::KafkaLogOptions;
-use fulfillment_projector::{KafkaProjectorOptions, PostgresOptions};
+use fulfillment_projector::KafkaProjectorOptions;
+use fulfillment_read_model::PostgresOptions;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -304,7 +305,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     // Kafka mode: now a projector folds the whole topic into PostgreSQL.
     let projector = match (&bench.event_log, &bench.postgres) {
         (EventLogBackend::Kafka { projector, .. }, Some(database)) => {
-            let store = fulfillment_projector::PostgresReadModel::connect(database).await?;
+            let store = fulfillment_read_model::PostgresReadModel::connect(database).await?;
             let events = 3 * n as i64;
             let folding = Instant::now();
             let service = bench.start(Roles { ingress: false, projector: true }).await?;
@@ -642,7 +643,7 @@ pub struct FoldArgs {
 pub async fn fold(args: FoldArgs) -> anyhow::Result<()> {
     use fulfillment_audit::replay::{rebuild, Until};
     use fulfillment_audit::Silent;
-    use fulfillment_projector::{PostgresReadModel, ReadModels, SqliteReadModel};
+    use fulfillment_read_model::{PostgresReadModel, ReadModels, SqliteReadModel};
     let path = args.data_dir.join("events.sqlite");
     let log = fulfillment_log::SqliteEventLog::open_read_only(&path)
         .await

@@ -19,9 +19,9 @@ use fulfillment_log::{
     ensure_topic, EventLog, KafkaEventLog, KafkaLogOptions, LogError, SqliteEventLog, SqliteLogOptions,
 };
 use fulfillment_projector::{
-    run_kafka_projector, run_projector, KafkaProjectorOptions, PostgresOptions, PostgresReadModel, ProjectorError,
-    ProjectorHandle, ReadModels, SqliteReadModel,
+    run_kafka_projector, run_projector, KafkaProjectorOptions, ProjectorError, ProjectorHandle,
 };
+use fulfillment_read_model::{PostgresOptions, PostgresReadModel, ReadModels, SqliteReadModel};
 use fulfillment_relay::{run_billing_relay, BillingRelay, RelayError, RelayHandle, RelayOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -455,6 +455,7 @@ impl Service {
                 )));
                 fulfillment_ingress::router(AppState {
                     log,
+                    billing_feed: read_models.clone(),
                     read_models,
                     directory: Arc::new(options.directory),
                     clock: options.clock,

@@ -15,7 +15,7 @@ use fulfillment_ingress::listener::raise_open_file_limit;
 use fulfillment_ingress::{AuthFailureQuota, BodyLimits, ConnectionLimits, SystemClock};
 use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
 use fulfillment_projector::KafkaProjectorOptions;
-use fulfillment_projector::{redact_url, PostgresOptions, PostgresReadModel};
+use fulfillment_read_model::{redact_url, PostgresOptions, PostgresReadModel};
 use fulfillment_relay::RelayOptions;
 use std::io::IsTerminal;
 use std::net::SocketAddr;

@@ -5,8 +5,9 @@
 
 use fulfillment::EventLogBackend;
 use fulfillment_log::KafkaLogOptions;
+use fulfillment_projector::run_kafka_projector;
 use fulfillment_projector::KafkaProjectorOptions;
-use fulfillment_projector::{run_kafka_projector, Fingerprint, PostgresReadModel, ReadModels};
+use fulfillment_read_model::{Fingerprint, Fingerprints, PostgresReadModel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;

@@ -12,7 +12,6 @@
 //! Before a batch is folded, [`resolve_committed`] decides which of its events were really
 //! accepted; phantoms (produced, but their append rolled back) only move the offset.
 
-use crate::postgres::{ConsumedMessage, PostgresReadModel};
 use crate::runner::ProjectorHandle;
 use crate::ProjectorError;
 use fulfillment_kafka::{
@@ -20,6 +19,7 @@ use fulfillment_kafka::{
     ReceivedMessage,
 };
 use fulfillment_log::{decode_message, resolve_committed};
+use fulfillment_read_model::{ConsumedMessage, PostgresReadModel, ReadModelError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use sqlx::PgPool;
@@ -123,7 +123,7 @@ pub fn run_kafka_projector(
                     commit_offsets_hint(&consumer, &options.topic, &next_offsets);
                 }
                 Ok(None) => {}
-                Err(ProjectorError::OffsetGap { partition, expected, found }) => {
+                Err(ProjectorError::ReadModel(ReadModelError::OffsetGap { partition, expected, found })) => {
                     // Kafka's position was ahead of the store's: go back to what is stored.
                     warn!(partition, expected, found, "consumed past the stored offset; seeking back");
                     rewind(&consumer, &options.topic, &batch, Some((partition, expected)));
@@ -187,7 +187,7 @@ async fn fold(
         // An event this version cannot read stops the projector (like the embedded one) rather
         // than being skipped: it may be a newer writer's, and skipping would lose it.
         let event = consumed.event.as_ref().map_err(|reason| {
-            ProjectorError::Corrupt(format!("partition {} offset {}: {reason}", consumed.partition, consumed.offset))
+            ProjectorError::Unreadable(format!("partition {} offset {}: {reason}", consumed.partition, consumed.offset))
         })?;
         decoded.push((consumed.partition, consumed.offset, event));
     }

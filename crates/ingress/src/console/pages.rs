@@ -8,7 +8,7 @@ use super::forms::FieldErrors;
 use crate::partner_subscriptions::{Outcome, TimelineEntry};
 use chrono::{DateTime, Utc};
 use fulfillment_core::{Event, OperationOutcome, Plan, SourceKind, Status, Subscription};
-use fulfillment_projector::CustomerSummary;
+use fulfillment_read_model::CustomerSummary;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// The stylesheet, served at `/console/style.css` (a file of our own, so the Content-Security-

@@ -2,7 +2,10 @@
 
 use crate::batch::{fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch};
 use crate::rows::ROWS_PER_STATEMENT;
-use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, OutboxEntry, ProjectorError, ReadModels, RejectedEvent};
+use crate::{
+    BillingFeed, BillingFeedEntry, BillingOutbox, CustomerSummary, Fingerprint, Fingerprints, FoldPosition,
+    OutboxEntry, Projection, ReadModelError, RejectedEvent, SubscriptionQueries,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulfillment_core::{Subscription, SubscriptionId};
@@ -21,7 +24,7 @@ use uuid::Uuid;
 /// Name of the projector row in `projector_positions`.
 const PROJECTOR: &str = "subscriptions";
 
-/// SQLite-backed [`ReadModels`].
+/// The read models in SQLite: every client trait of [`crate::ReadModels`].
 #[derive(Clone)]
 pub struct SqliteReadModel {
     pool: SqlitePool,
@@ -126,7 +129,7 @@ fn connect_options(path: &Path, durability: Durability) -> SqliteConnectOptions 
 
 impl SqliteReadModel {
     /// Opens (creating and migrating when needed) the read-model database at `path`.
-    pub async fn open(path: &Path) -> Result<Self, ProjectorError> {
+    pub async fn open(path: &Path) -> Result<Self, ReadModelError> {
         Self::open_with(path, Durability::EachBatch, None).await
     }
 
@@ -134,12 +137,12 @@ impl SqliteReadModel {
         path: &Path,
         durability: Durability,
         rebuild: Option<Arc<RebuildFiles>>,
-    ) -> Result<Self, ProjectorError> {
+    ) -> Result<Self, ReadModelError> {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(connect_options(path, durability)).await?;
         sqlx::migrate!("../../migrations/sqlite/read_model")
             .run(&pool)
             .await
-            .map_err(|e| ProjectorError::Store(e.into()))?;
+            .map_err(|e| ReadModelError::Store(e.into()))?;
         let checkpointer = (durability == Durability::EachBatch).then(|| {
             let stop = CancellationToken::new();
             let options = connect_options(path, durability).pragma("cache_size", "-1024");
@@ -156,15 +159,15 @@ impl SqliteReadModel {
     /// `path` only in [`SqliteReadModel::checkpoint_and_close`], after it was synced: a file at
     /// `path` is always complete, and a `.partial` left by an interrupted rebuild is discarded
     /// when the next one starts.
-    pub async fn create_new(path: &Path) -> Result<Self, ProjectorError> {
+    pub async fn create_new(path: &Path) -> Result<Self, ReadModelError> {
         if path.exists() {
-            return Err(ProjectorError::Rebuild(format!("{} already exists; choose a new target", path.display())));
+            return Err(ReadModelError::Rebuild(format!("{} already exists; choose a new target", path.display())));
         }
         let partial = PathBuf::from(format!("{}.partial", path.display()));
         if partial.exists() {
             warn!(path = %partial.display(), "discarding the unfinished rebuild left by an interrupted replay");
             std::fs::remove_file(&partial)
-                .map_err(|e| ProjectorError::Rebuild(format!("removing {}: {e}", partial.display())))?;
+                .map_err(|e| ReadModelError::Rebuild(format!("removing {}: {e}", partial.display())))?;
         }
         let files = Arc::new(RebuildFiles { partial: partial.clone(), target: path.to_owned() });
         Self::open_with(&partial, Durability::AtTheEnd, Some(files)).await
@@ -172,7 +175,7 @@ impl SqliteReadModel {
 
     /// Makes the model durable as one file and closes it: the WAL written back for a live
     /// model; for a rebuild, the file synced and renamed into place (so it can be swapped in).
-    pub async fn checkpoint_and_close(&self) -> Result<(), ProjectorError> {
+    pub async fn checkpoint_and_close(&self) -> Result<(), ReadModelError> {
         let Some(files) = &self.rebuild else {
             self.stop_checkpointer();
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
@@ -182,7 +185,7 @@ impl SqliteReadModel {
         self.pool.close().await;
         let files = files.clone();
         tokio::task::spawn_blocking(move || {
-            let io = |what: &str, e: std::io::Error| ProjectorError::Rebuild(format!("{what}: {e}"));
+            let io = |what: &str, e: std::io::Error| ReadModelError::Rebuild(format!("{what}: {e}"));
             std::fs::File::open(&files.partial)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| io(&format!("syncing {}", files.partial.display()), e))?;
@@ -196,7 +199,7 @@ impl SqliteReadModel {
             Ok(())
         })
         .await
-        .map_err(|e| ProjectorError::Rebuild(format!("finishing the rebuild: {e}")))?
+        .map_err(|e| ReadModelError::Rebuild(format!("finishing the rebuild: {e}")))?
     }
 
     /// Closes the pool, waiting for in-flight queries.
@@ -216,7 +219,7 @@ impl SqliteReadModel {
 async fn load_states(
     tx: &mut Transaction<'_, Sqlite>,
     ids: &[SubscriptionId],
-) -> Result<HashMap<SubscriptionId, Option<Subscription>>, ProjectorError> {
+) -> Result<HashMap<SubscriptionId, Option<Subscription>>, ReadModelError> {
     let mut states: HashMap<SubscriptionId, Option<Subscription>> = ids.iter().map(|id| (*id, None)).collect();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT state FROM subscriptions WHERE subscription_id IN (");
@@ -237,7 +240,7 @@ async fn load_states(
 crate::rows::write_rows!(Sqlite, |t: DateTime<Utc>| t.to_rfc3339());
 
 /// Folds `events` and writes the result in one transaction on `conn`.
-async fn project_on(conn: &mut SqliteConnection, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
+async fn project_on(conn: &mut SqliteConnection, events: &[StoredEvent]) -> Result<u64, ReadModelError> {
     let mut tx = conn.begin().await?;
     let stored: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = ?")
         .bind(PROJECTOR)
@@ -249,7 +252,7 @@ async fn project_on(conn: &mut SqliteConnection, events: &[StoredEvent]) -> Resu
     };
     if let Some(first) = events.first() {
         if first.position <= start {
-            return Err(ProjectorError::Gap { position: start, first: first.position });
+            return Err(ReadModelError::Gap { position: start, first: first.position });
         }
     }
     let ids = touched_subscriptions(events);
@@ -273,35 +276,41 @@ async fn project_on(conn: &mut SqliteConnection, events: &[StoredEvent]) -> Resu
             .bind(PROJECTOR)
             .fetch_one(&mut *tx)
             .await?;
-        return Err(ProjectorError::PositionMoved { expected: start, found: found as u64 });
+        return Err(ReadModelError::PositionMoved { expected: start, found: found as u64 });
     }
     tx.commit().await?;
     Ok(last.position)
 }
 
 #[async_trait]
-impl ReadModels for SqliteReadModel {
-    async fn position(&self) -> Result<u64, ProjectorError> {
+impl FoldPosition for SqliteReadModel {
+    async fn position(&self) -> Result<u64, ReadModelError> {
         let p: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = ?")
             .bind(PROJECTOR)
             .fetch_optional(&self.pool)
             .await?;
         Ok(p.unwrap_or(0) as u64)
     }
+}
 
-    async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
+#[async_trait]
+impl Projection for SqliteReadModel {
+    async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ReadModelError> {
         // A connection whose transaction failed on storage (disk full, I/O error) is closed,
         // never handed back to the pool: SQLite may or may not have rolled the transaction back
         // by itself, and a later batch must not commit inside a transaction in doubt.
         let mut conn = self.pool.acquire().await?;
         let outcome = project_on(&mut conn, events).await;
-        if let Err(ProjectorError::Store(_)) = &outcome {
+        if let Err(ReadModelError::Store(_)) = &outcome {
             let _ = conn.close().await;
         }
         outcome
     }
+}
 
-    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ProjectorError> {
+#[async_trait]
+impl SubscriptionQueries for SqliteReadModel {
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ReadModelError> {
         let row: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -313,7 +322,7 @@ impl ReadModels for SqliteReadModel {
         &self,
         partner_id: &str,
         customer_id: &str,
-    ) -> Result<Vec<Subscription>, ProjectorError> {
+    ) -> Result<Vec<Subscription>, ReadModelError> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT state FROM subscriptions WHERE partner_id = ? AND customer_id = ? ORDER BY purchased_at, subscription_id",
         )
@@ -324,7 +333,7 @@ impl ReadModels for SqliteReadModel {
         rows.iter().map(|r| parse_state(r)).collect()
     }
 
-    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ProjectorError> {
+    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ReadModelError> {
         // Served by `subscriptions_by_customer` (partner_id, customer_id, purchased_at).
         let rows = sqlx::query(
             "SELECT customer_id, COUNT(*) AS subscriptions,
@@ -346,14 +355,14 @@ impl ReadModels for SqliteReadModel {
                     subscriptions: subscriptions as u64,
                     action_needed: action_needed as u64,
                     latest_purchase: chrono::DateTime::parse_from_rfc3339(&latest)
-                        .map_err(|e| ProjectorError::Corrupt(format!("purchased_at {latest:?}: {e}")))?
+                        .map_err(|e| ReadModelError::Corrupt(format!("purchased_at {latest:?}: {e}")))?
                         .to_utc(),
                 })
             })
             .collect()
     }
 
-    async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ProjectorError> {
+    async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ReadModelError> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT state FROM subscriptions WHERE partner_id = ? AND order_id = ?")
                 .bind(partner_id)
@@ -365,7 +374,7 @@ impl ReadModels for SqliteReadModel {
         Ok(subscriptions)
     }
 
-    async fn subscription_by_authorization_code(&self, code: &str) -> Result<Option<Subscription>, ProjectorError> {
+    async fn subscription_by_authorization_code(&self, code: &str) -> Result<Option<Subscription>, ReadModelError> {
         // The code is a random bearer secret minted per purchase, so a second match means the log
         // holds a copied code; answering with either subscription would hand one customer's
         // landing page to another, so an ambiguous code resolves to nothing.
@@ -389,7 +398,7 @@ impl ReadModels for SqliteReadModel {
         publisher_id: &str,
         after: Option<SubscriptionId>,
         limit: u32,
-    ) -> Result<Vec<Subscription>, ProjectorError> {
+    ) -> Result<Vec<Subscription>, ReadModelError> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT state FROM subscriptions WHERE publisher_id = ? AND subscription_id > ?
              ORDER BY subscription_id LIMIT ?",
@@ -401,8 +410,11 @@ impl ReadModels for SqliteReadModel {
         .await?;
         rows.iter().map(|r| parse_state(r)).collect()
     }
+}
 
-    async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ProjectorError> {
+#[async_trait]
+impl BillingFeed for SqliteReadModel {
+    async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ReadModelError> {
         let rows =
             sqlx::query("SELECT sequence, payload FROM billing_outbox WHERE sequence > ? ORDER BY sequence LIMIT ?")
                 .bind(after as i64)
@@ -413,13 +425,16 @@ impl ReadModels for SqliteReadModel {
             .map(|row| {
                 let sequence: i64 = row.try_get("sequence")?;
                 let payload: String = row.try_get("payload")?;
-                let event = serde_json::from_str(&payload).map_err(|e| ProjectorError::Corrupt(e.to_string()))?;
+                let event = serde_json::from_str(&payload).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
                 Ok(BillingFeedEntry { sequence: sequence as u64, event })
             })
             .collect()
     }
+}
 
-    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ProjectorError> {
+#[async_trait]
+impl BillingOutbox for SqliteReadModel {
+    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ReadModelError> {
         // Served by the partial index `billing_outbox_unpublished`.
         let rows = sqlx::query_as::<_, (i64, String, String, String, String)>(
             "SELECT sequence, billing_event_id, subscription_id, event_type, payload FROM billing_outbox WHERE published_at IS NULL ORDER BY sequence LIMIT ?",
@@ -430,7 +445,7 @@ impl ReadModels for SqliteReadModel {
         crate::batch::outbox_entries(rows)
     }
 
-    async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ProjectorError> {
+    async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ReadModelError> {
         for chunk in sequences.chunks(ROWS_PER_STATEMENT) {
             let mut query = QueryBuilder::<Sqlite>::new("UPDATE billing_outbox SET published_at = ");
             query.push_bind(at.to_rfc3339()).push(" WHERE published_at IS NULL AND sequence IN (");
@@ -443,8 +458,11 @@ impl ReadModels for SqliteReadModel {
         }
         Ok(())
     }
+}
 
-    async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {
+#[async_trait]
+impl Fingerprints for SqliteReadModel {
+    async fn fingerprint(&self) -> Result<Fingerprint, ReadModelError> {
         let position = self.position().await?;
         let mut builder = FingerprintBuilder::default();
         // (table, query whose first column is the subscription id, in a deterministic order)
@@ -473,7 +491,7 @@ impl ReadModels for SqliteReadModel {
         Ok(builder.finish(position))
     }
 
-    async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ProjectorError> {
+    async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ReadModelError> {
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -491,7 +509,7 @@ impl ReadModels for SqliteReadModel {
         Ok(crate::batch::rows_json(state.as_deref(), &billing, &rejected))
     }
 
-    async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ProjectorError> {
+    async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ReadModelError> {
         let rows = sqlx::query(
             "SELECT position, event_id, code, reason FROM rejected_events WHERE subscription_id = ? ORDER BY position",
         )
@@ -504,7 +522,7 @@ impl ReadModels for SqliteReadModel {
                 let event_id: String = row.try_get("event_id")?;
                 Ok(RejectedEvent {
                     position: position as u64,
-                    event_id: event_id.parse().map_err(|e: uuid::Error| ProjectorError::Corrupt(e.to_string()))?,
+                    event_id: event_id.parse().map_err(|e: uuid::Error| ReadModelError::Corrupt(e.to_string()))?,
                     code: row.try_get("code")?,
                     reason: row.try_get("reason")?,
                 })
@@ -575,7 +593,7 @@ mod tests {
         assert_eq!(store.project_batch(&events).await.unwrap(), events.last().unwrap().position);
         let before = snapshot(&store).await;
         let err = store.project_batch(&events).await.unwrap_err();
-        assert!(matches!(err, ProjectorError::Gap { .. }), "{err}");
+        assert!(matches!(err, ReadModelError::Gap { .. }), "{err}");
         assert_eq!(snapshot(&store).await, before);
         assert_eq!(store.billing_events(0, 100).await.unwrap().len(), 3);
     }
@@ -611,7 +629,7 @@ mod tests {
         assert_eq!(snapshot(&live).await, snapshot(&reopened).await);
         assert_eq!(reopened.position().await.unwrap(), live.position().await.unwrap());
         let err = SqliteReadModel::create_new(&target).await.err().expect("an existing target is refused");
-        assert!(matches!(err, ProjectorError::Rebuild(_)), "{err}");
+        assert!(matches!(err, ReadModelError::Rebuild(_)), "{err}");
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ macro_rules! write_rows {
         async fn save_states(
             tx: &mut ::sqlx::Transaction<'_, $db>,
             subscriptions: &[&::fulfillment_core::Subscription],
-        ) -> Result<(), $crate::ProjectorError> {
+        ) -> Result<(), $crate::ReadModelError> {
             for chunk in subscriptions.chunks($crate::rows::ROWS_PER_STATEMENT) {
                 let encoded =
                     chunk.iter().map(|s| $crate::batch::encode_state(s)).collect::<Result<Vec<_>, _>>()?;
@@ -59,7 +59,7 @@ macro_rules! write_rows {
         async fn insert_outbox(
             tx: &mut ::sqlx::Transaction<'_, $db>,
             rows: Vec<$crate::batch::OutboxRow>,
-        ) -> Result<(), $crate::ProjectorError> {
+        ) -> Result<(), $crate::ReadModelError> {
             for chunk in rows.chunks($crate::rows::ROWS_PER_STATEMENT) {
                 let mut query = ::sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO billing_outbox (billing_event_id, subscription_id, event_type, log_position, payload) ",
@@ -81,7 +81,7 @@ macro_rules! write_rows {
         async fn insert_rejected(
             tx: &mut ::sqlx::Transaction<'_, $db>,
             rows: Vec<$crate::batch::RejectedRow>,
-        ) -> Result<(), $crate::ProjectorError> {
+        ) -> Result<(), $crate::ReadModelError> {
             for chunk in rows.chunks($crate::rows::ROWS_PER_STATEMENT) {
                 let mut query = ::sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO rejected_events (position, event_id, subscription_id, code, reason) ",

@@ -4,7 +4,10 @@
 
 use crate::batch::{fold_batch, parse_state, touched_subscriptions, FingerprintBuilder, FoldedBatch};
 use crate::rows::ROWS_PER_STATEMENT;
-use crate::{BillingFeedEntry, CustomerSummary, Fingerprint, OutboxEntry, ProjectorError, ReadModels, RejectedEvent};
+use crate::{
+    BillingFeed, BillingFeedEntry, BillingOutbox, CustomerSummary, Fingerprint, Fingerprints, FoldPosition,
+    OutboxEntry, Projection, ReadModelError, RejectedEvent, SubscriptionQueries,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulfillment_core::{Subscription, SubscriptionId};
@@ -57,7 +60,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// PostgreSQL-backed [`ReadModels`].
+/// The read models in PostgreSQL: every client trait of [`crate::ReadModels`].
 #[derive(Clone)]
 pub struct PostgresReadModel {
     pool: PgPool,
@@ -66,7 +69,7 @@ pub struct PostgresReadModel {
 impl PostgresReadModel {
     /// Connects and applies `migrations/postgres` (idempotent: applied migrations are skipped,
     /// concurrent starts are serialized by sqlx's advisory lock).
-    pub async fn connect(options: &PostgresOptions) -> Result<Self, ProjectorError> {
+    pub async fn connect(options: &PostgresOptions) -> Result<Self, ReadModelError> {
         let connect = PgConnectOptions::from_str(&options.url)?.application_name("fulfillment");
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
@@ -78,8 +81,8 @@ impl PostgresReadModel {
     }
 
     /// Applies the migrations `migrations/postgres` holds to `pool`'s database.
-    pub async fn migrate(pool: &PgPool) -> Result<(), ProjectorError> {
-        sqlx::migrate!("../../migrations/postgres").run(pool).await.map_err(|e| ProjectorError::Store(e.into()))
+    pub async fn migrate(pool: &PgPool) -> Result<(), ReadModelError> {
+        sqlx::migrate!("../../migrations/postgres").run(pool).await.map_err(|e| ReadModelError::Store(e.into()))
     }
 
     /// The pool, for tests and tools that inspect the tables.
@@ -112,14 +115,14 @@ impl PostgresReadModel {
     /// the read models, the billing outbox rows and the next offset of every partition in the
     /// batch. Messages below a partition's stored offset were folded already (by this instance
     /// before a restart, or by another before a rebalance) and are skipped; a batch that does
-    /// not continue exactly at the stored offset fails with [`ProjectorError::OffsetGap`] and
+    /// not continue exactly at the stored offset fails with [`ReadModelError::OffsetGap`] and
     /// changes nothing, so the caller seeks back. Returns the highest log position folded.
     pub async fn project_consumed(
         &self,
         group: &str,
         topic: &str,
         messages: &[ConsumedMessage],
-    ) -> Result<u64, ProjectorError> {
+    ) -> Result<u64, ReadModelError> {
         let mut tx = self.pool.begin().await?;
         let start = lock_position(&mut tx).await?;
         let mut partitions: Vec<i32> = messages.iter().map(|m| m.partition).collect();
@@ -139,13 +142,13 @@ impl PostgresReadModel {
         let mut events = Vec::with_capacity(messages.len());
         for message in messages {
             let expected = next.get_mut(&message.partition).ok_or_else(|| {
-                ProjectorError::Corrupt(format!("partition {} missing from the batch's offsets", message.partition))
+                ReadModelError::Corrupt(format!("partition {} missing from the batch's offsets", message.partition))
             })?;
             if message.offset < *expected {
                 continue;
             }
             if message.offset > *expected {
-                return Err(ProjectorError::OffsetGap {
+                return Err(ReadModelError::OffsetGap {
                     partition: message.partition,
                     expected: *expected,
                     found: message.offset,
@@ -183,7 +186,7 @@ impl PostgresReadModel {
         &self,
         group: &str,
         topic: &str,
-    ) -> Result<std::collections::BTreeMap<i32, i64>, ProjectorError> {
+    ) -> Result<std::collections::BTreeMap<i32, i64>, ReadModelError> {
         let rows: Vec<(i32, i64)> = sqlx::query_as(
             "SELECT kafka_partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
         )
@@ -199,7 +202,7 @@ impl PostgresReadModel {
 /// the stored position. The lock serializes batches on the database: a second projector waits
 /// here, then sees what the first committed and refuses or trims its batch instead of folding
 /// anything twice.
-async fn lock_position(tx: &mut Transaction<'_, Postgres>) -> Result<u64, ProjectorError> {
+async fn lock_position(tx: &mut Transaction<'_, Postgres>) -> Result<u64, ReadModelError> {
     sqlx::query("INSERT INTO projector_positions (projector, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
         .bind(PROJECTOR)
         .execute(&mut **tx)
@@ -217,7 +220,7 @@ async fn fold_and_write(
     tx: &mut Transaction<'_, Postgres>,
     events: &[StoredEvent],
     position: u64,
-) -> Result<(), ProjectorError> {
+) -> Result<(), ReadModelError> {
     let ids = touched_subscriptions(events);
     let mut states = load_states(tx, &ids).await?;
     let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
@@ -237,7 +240,7 @@ async fn fold_and_write(
 async fn load_states(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[SubscriptionId],
-) -> Result<HashMap<SubscriptionId, Option<Subscription>>, ProjectorError> {
+) -> Result<HashMap<SubscriptionId, Option<Subscription>>, ReadModelError> {
     let mut states: HashMap<SubscriptionId, Option<Subscription>> = ids.iter().map(|id| (*id, None)).collect();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let keys: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
@@ -255,35 +258,41 @@ async fn load_states(
 
 crate::rows::write_rows!(Postgres, |t: DateTime<Utc>| t);
 
-fn states(rows: Vec<String>) -> Result<Vec<Subscription>, ProjectorError> {
+fn states(rows: Vec<String>) -> Result<Vec<Subscription>, ReadModelError> {
     rows.iter().map(|r| parse_state(r)).collect()
 }
 
 #[async_trait]
-impl ReadModels for PostgresReadModel {
-    async fn position(&self) -> Result<u64, ProjectorError> {
+impl FoldPosition for PostgresReadModel {
+    async fn position(&self) -> Result<u64, ReadModelError> {
         let p: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_positions WHERE projector = $1")
             .bind(PROJECTOR)
             .fetch_optional(&self.pool)
             .await?;
         Ok(p.unwrap_or(0) as u64)
     }
+}
 
-    async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ProjectorError> {
+#[async_trait]
+impl Projection for PostgresReadModel {
+    async fn project_batch(&self, events: &[StoredEvent]) -> Result<u64, ReadModelError> {
         let mut tx = self.pool.begin().await?;
         let start = lock_position(&mut tx).await?;
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return Ok(start);
         };
         if first.position <= start {
-            return Err(ProjectorError::Gap { position: start, first: first.position });
+            return Err(ReadModelError::Gap { position: start, first: first.position });
         }
         fold_and_write(&mut tx, events, last.position).await?;
         tx.commit().await?;
         Ok(last.position)
     }
+}
 
-    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ProjectorError> {
+#[async_trait]
+impl SubscriptionQueries for PostgresReadModel {
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, ReadModelError> {
         let row: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -295,7 +304,7 @@ impl ReadModels for PostgresReadModel {
         &self,
         partner_id: &str,
         customer_id: &str,
-    ) -> Result<Vec<Subscription>, ProjectorError> {
+    ) -> Result<Vec<Subscription>, ReadModelError> {
         let rows = sqlx::query_scalar(
             "SELECT state FROM subscriptions WHERE partner_id = $1 AND customer_id = $2
              ORDER BY purchased_at, subscription_id",
@@ -307,7 +316,7 @@ impl ReadModels for PostgresReadModel {
         states(rows)
     }
 
-    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ProjectorError> {
+    async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ReadModelError> {
         let rows = sqlx::query(
             "SELECT customer_id, COUNT(*) AS subscriptions,
                     COUNT(*) FILTER (WHERE status = 'pending') AS action_needed,
@@ -333,7 +342,7 @@ impl ReadModels for PostgresReadModel {
             .collect()
     }
 
-    async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ProjectorError> {
+    async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ReadModelError> {
         let rows = sqlx::query_scalar("SELECT state FROM subscriptions WHERE partner_id = $1 AND order_id = $2")
             .bind(partner_id)
             .bind(order_id.to_string())
@@ -344,7 +353,7 @@ impl ReadModels for PostgresReadModel {
         Ok(subscriptions)
     }
 
-    async fn subscription_by_authorization_code(&self, code: &str) -> Result<Option<Subscription>, ProjectorError> {
+    async fn subscription_by_authorization_code(&self, code: &str) -> Result<Option<Subscription>, ReadModelError> {
         // An ambiguous code resolves to nothing (see the SQLite store for why).
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT state FROM subscriptions WHERE authorization_code = $1 LIMIT 2")
@@ -366,7 +375,7 @@ impl ReadModels for PostgresReadModel {
         publisher_id: &str,
         after: Option<SubscriptionId>,
         limit: u32,
-    ) -> Result<Vec<Subscription>, ProjectorError> {
+    ) -> Result<Vec<Subscription>, ReadModelError> {
         let rows = sqlx::query_scalar(
             "SELECT state FROM subscriptions WHERE publisher_id = $1 AND subscription_id > $2
              ORDER BY subscription_id LIMIT $3",
@@ -378,8 +387,11 @@ impl ReadModels for PostgresReadModel {
         .await?;
         states(rows)
     }
+}
 
-    async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ProjectorError> {
+#[async_trait]
+impl BillingFeed for PostgresReadModel {
+    async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ReadModelError> {
         let rows = sqlx::query_as::<_, (i64, String)>(
             "SELECT sequence, payload FROM billing_outbox WHERE sequence > $1 ORDER BY sequence LIMIT $2",
         )
@@ -389,13 +401,16 @@ impl ReadModels for PostgresReadModel {
         .await?;
         rows.into_iter()
             .map(|(sequence, payload)| {
-                let event = serde_json::from_str(&payload).map_err(|e| ProjectorError::Corrupt(e.to_string()))?;
+                let event = serde_json::from_str(&payload).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
                 Ok(BillingFeedEntry { sequence: sequence as u64, event })
             })
             .collect()
     }
+}
 
-    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ProjectorError> {
+#[async_trait]
+impl BillingOutbox for PostgresReadModel {
+    async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ReadModelError> {
         // Served by the partial index `billing_outbox_unpublished`.
         let rows = sqlx::query_as::<_, (i64, String, String, String, String)>(
             "SELECT sequence, billing_event_id, subscription_id, event_type, payload FROM billing_outbox WHERE published_at IS NULL ORDER BY sequence LIMIT $1",
@@ -406,7 +421,7 @@ impl ReadModels for PostgresReadModel {
         crate::batch::outbox_entries(rows)
     }
 
-    async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ProjectorError> {
+    async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ReadModelError> {
         let sequences: Vec<i64> = sequences.iter().map(|s| *s as i64).collect();
         sqlx::query("UPDATE billing_outbox SET published_at = $1 WHERE published_at IS NULL AND sequence = ANY($2)")
             .bind(at)
@@ -415,8 +430,11 @@ impl ReadModels for PostgresReadModel {
             .await?;
         Ok(())
     }
+}
 
-    async fn fingerprint(&self) -> Result<Fingerprint, ProjectorError> {
+#[async_trait]
+impl Fingerprints for PostgresReadModel {
+    async fn fingerprint(&self) -> Result<Fingerprint, ReadModelError> {
         let position = self.position().await?;
         let mut builder = FingerprintBuilder::default();
         // The same row texts as the SQLite store's, so equal models give equal fingerprints.
@@ -445,7 +463,7 @@ impl ReadModels for PostgresReadModel {
         Ok(builder.finish(position))
     }
 
-    async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ProjectorError> {
+    async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ReadModelError> {
         let state: Option<String> = sqlx::query_scalar("SELECT state FROM subscriptions WHERE subscription_id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -463,7 +481,7 @@ impl ReadModels for PostgresReadModel {
         Ok(crate::batch::rows_json(state.as_deref(), &billing, &rejected))
     }
 
-    async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ProjectorError> {
+    async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ReadModelError> {
         let rows = sqlx::query_as::<_, (i64, String, String, String)>(
             "SELECT position, event_id, code, reason FROM rejected_events WHERE subscription_id = $1 ORDER BY position",
         )
@@ -474,7 +492,7 @@ impl ReadModels for PostgresReadModel {
             .map(|(position, event_id, code, reason)| {
                 Ok(RejectedEvent {
                     position: position as u64,
-                    event_id: event_id.parse().map_err(|e: uuid::Error| ProjectorError::Corrupt(e.to_string()))?,
+                    event_id: event_id.parse().map_err(|e: uuid::Error| ReadModelError::Corrupt(e.to_string()))?,
                     code,
                     reason,
                 })

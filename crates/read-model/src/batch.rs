@@ -2,7 +2,7 @@
 //! load the states before and write the rows after, so replay on SQLite and live on PostgreSQL
 //! derive exactly the same billing events and rejections.
 
-use crate::ProjectorError;
+use crate::ReadModelError;
 use fulfillment_core::{apply, Effect, Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
 use sha2::{Digest, Sha256};
@@ -48,7 +48,7 @@ pub(crate) fn touched_subscriptions(events: &[StoredEvent]) -> Vec<SubscriptionI
 pub(crate) fn fold_batch(
     states: &mut HashMap<SubscriptionId, Option<Subscription>>,
     events: &[StoredEvent],
-) -> Result<FoldedBatch, ProjectorError> {
+) -> Result<FoldedBatch, ReadModelError> {
     let mut folded = FoldedBatch { outbox: Vec::new(), rejected: Vec::new() };
     for stored_event in events {
         let envelope = &stored_event.envelope;
@@ -62,7 +62,7 @@ pub(crate) fn fold_batch(
                     subscription_id: id.to_string(),
                     event_type: billing.kind.type_name(),
                     log_position: stored_event.position as i64,
-                    payload: serde_json::to_string(&billing).map_err(|e| ProjectorError::Corrupt(e.to_string()))?,
+                    payload: serde_json::to_string(&billing).map_err(|e| ReadModelError::Corrupt(e.to_string()))?,
                 }),
                 Effect::Rejected { event_id, reason, code } => {
                     warn!(subscription_id = %id, event_id = %event_id, position = stored_event.position, %code, %reason, "event rejected by the fold");
@@ -83,13 +83,13 @@ pub(crate) fn fold_batch(
 }
 
 /// Parses a stored subscription state.
-pub(crate) fn parse_state(json: &str) -> Result<Subscription, ProjectorError> {
-    serde_json::from_str(json).map_err(|e| ProjectorError::Corrupt(e.to_string()))
+pub(crate) fn parse_state(json: &str) -> Result<Subscription, ReadModelError> {
+    serde_json::from_str(json).map_err(|e| ReadModelError::Corrupt(e.to_string()))
 }
 
 /// Encodes a subscription state for storage.
-pub(crate) fn encode_state(subscription: &Subscription) -> Result<String, ProjectorError> {
-    serde_json::to_string(subscription).map_err(|e| ProjectorError::Corrupt(e.to_string()))
+pub(crate) fn encode_state(subscription: &Subscription) -> Result<String, ReadModelError> {
+    serde_json::to_string(subscription).map_err(|e| ReadModelError::Corrupt(e.to_string()))
 }
 
 /// Accumulates [`Fingerprint`](crate::Fingerprint) hashes row by row, the same way for every
@@ -145,14 +145,14 @@ pub(crate) fn rows_json(state: Option<&str>, billing: &[String], rejected: &[(i6
 /// Outbox rows as read from either store.
 pub(crate) fn outbox_entries(
     rows: Vec<(i64, String, String, String, String)>,
-) -> Result<Vec<crate::OutboxEntry>, ProjectorError> {
+) -> Result<Vec<crate::OutboxEntry>, ReadModelError> {
     rows.into_iter()
         .map(|(sequence, billing_event_id, subscription_id, event_type, payload)| {
             Ok(crate::OutboxEntry {
                 sequence: sequence as u64,
                 billing_event_id: billing_event_id
                     .parse()
-                    .map_err(|e: uuid::Error| ProjectorError::Corrupt(format!("billing_event_id: {e}")))?,
+                    .map_err(|e: uuid::Error| ReadModelError::Corrupt(format!("billing_event_id: {e}")))?,
                 subscription_id,
                 event_type,
                 payload,
