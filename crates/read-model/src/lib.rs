@@ -18,14 +18,16 @@
 //! [`ReadModels`] is all of them at once: what the service assembly opens and hands out.
 //! [`SqliteReadModel`] keeps the models in `<data-dir>/read_model.sqlite` (embedded mode),
 //! [`PostgresReadModel`] in PostgreSQL (production; also the Kafka projector's consumed offsets).
+//! Both run the same fold and the same queries (`sql/`, written once for both dialects), so a
+//! model folded into one is row for row the model the other holds; the schemas are in
+//! `migrations/sqlite/read_model` and `migrations/postgres`.
 
-mod batch;
 mod billing;
 mod error;
 mod fingerprints;
 mod postgres;
 mod projection;
-mod rows;
+mod sql;
 mod sqlite;
 mod subscription_queries;
 
