@@ -4,6 +4,7 @@
 
 use super::dialect::{Dialect, Param};
 use crate::ReadModelError;
+use futures_util::future::BoxFuture;
 use futures_util::TryStreamExt;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
@@ -12,12 +13,31 @@ use std::future::Future;
 /// A database the read-model queries run on. Every statement takes its parameters as
 /// [`Param`]s, bound in order, and runs on a connection (a pooled one, or a transaction's).
 pub(crate) trait Backend: Dialect {
-    /// Every row `sql` returns.
-    fn fetch_all<'a>(
+    /// Every row `sql` returns, each decoded by `decode` as it arrives and then dropped (as
+    /// sqlx's typed `fetch_all` does), so the raw rows of a page are never all held at once.
+    ///
+    /// Boxed: the fold awaits it with a concrete database, and rustc cannot yet prove such a
+    /// future `Send` when it holds a closure over borrowed rows (rust-lang/rust#100013).
+    fn fetch_decoded<'a, T, F>(
         conn: &'a mut Self::Connection,
         sql: &'a str,
         params: &'a [Param<'a>],
-    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'a;
+        mut decode: F,
+    ) -> BoxFuture<'a, Result<Vec<T>, ReadModelError>>
+    where
+        T: Send + 'a,
+        F: FnMut(&Self::Row) -> Result<T, ReadModelError> + Send + 'a,
+    {
+        Box::pin(async move {
+            let mut decoded = Vec::new();
+            Self::for_each_row(conn, sql, params, |row| {
+                decoded.push(decode(row)?);
+                Ok(())
+            })
+            .await?;
+            Ok(decoded)
+        })
+    }
 
     /// Runs `sql`; how many rows it changed.
     fn execute<'a>(
@@ -71,14 +91,6 @@ where
     String: for<'r> Decode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
 {
-    fn fetch_all<'a>(
-        conn: &'a mut DB::Connection,
-        sql: &'a str,
-        params: &'a [Param<'a>],
-    ) -> impl Future<Output = Result<Vec<DB::Row>, sqlx::Error>> + Send + 'a {
-        bind(sql, params).fetch_all(conn)
-    }
-
     fn execute<'a>(
         conn: &'a mut DB::Connection,
         sql: &'a str,

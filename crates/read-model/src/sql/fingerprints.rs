@@ -48,43 +48,35 @@ impl<S: SqlStore> Fingerprints for S {
     async fn subscription_rows(&self, id: &str) -> Result<serde_json::Value, ReadModelError> {
         let mut conn = self.connections().acquire().await?;
         let id = [Param::Text(id)];
-        let texts = |rows: Vec<<S::Db as sqlx::Database>::Row>| -> Result<Vec<String>, sqlx::Error> {
-            rows.iter().map(|row| S::Db::text(row, 0)).collect()
-        };
-        let state = texts(
-            S::Db::fetch_all(&mut conn, "SELECT state FROM subscriptions WHERE subscription_id = $1", &id).await?,
-        )?;
-        let billing = texts(
-            S::Db::fetch_all(
-                &mut conn,
-                "SELECT payload FROM billing_outbox WHERE subscription_id = $1 ORDER BY sequence",
-                &id,
-            )
-            .await?,
-        )?;
-        let rejected = S::Db::fetch_all(
+        let text = |row: &<S::Db as sqlx::Database>::Row| Ok(S::Db::text(row, 0)?);
+        let state =
+            S::Db::fetch_decoded(&mut conn, "SELECT state FROM subscriptions WHERE subscription_id = $1", &id, text)
+                .await?;
+        let billing = S::Db::fetch_decoded(
+            &mut conn,
+            "SELECT payload FROM billing_outbox WHERE subscription_id = $1 ORDER BY sequence",
+            &id,
+            text,
+        )
+        .await?;
+        let rejected = S::Db::fetch_decoded(
             &mut conn,
             "SELECT position, code FROM rejected_events WHERE subscription_id = $1 ORDER BY position",
             &id,
+            |row| Ok((S::Db::int(row, 0)?, S::Db::text(row, 1)?)),
         )
-        .await?
-        .iter()
-        .map(|row| Ok((S::Db::int(row, 0)?, S::Db::text(row, 1)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .await?;
         Ok(rows_json(state.first().map(String::as_str), &billing, &rejected))
     }
 
     async fn rejected_events(&self, id: SubscriptionId) -> Result<Vec<RejectedEvent>, ReadModelError> {
         let mut conn = self.connections().acquire().await?;
         let id = id.to_string();
-        let rows = S::Db::fetch_all(
+        S::Db::fetch_decoded(
             &mut conn,
             "SELECT position, event_id, code, reason FROM rejected_events WHERE subscription_id = $1 ORDER BY position",
             &[Param::Text(&id)],
-        )
-        .await?;
-        rows.iter()
-            .map(|row| {
+            |row| {
                 let event_id = S::Db::text(row, 1)?;
                 Ok(RejectedEvent {
                     position: S::Db::int(row, 0)? as u64,
@@ -92,8 +84,9 @@ impl<S: SqlStore> Fingerprints for S {
                     code: S::Db::text(row, 2)?,
                     reason: S::Db::text(row, 3)?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 }
 

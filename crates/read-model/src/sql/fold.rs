@@ -130,8 +130,8 @@ async fn load_states<D: Backend>(
         let keys: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
         let select = Statement::<D>::new("SELECT state FROM subscriptions WHERE subscription_id IN ")
             .tuple(keys.iter().map(|key| Param::Text(key)));
-        for row in D::fetch_all(conn, &select.sql, &select.params).await? {
-            let state = parse_state(&D::text(&row, 0)?)?;
+        let loaded = D::fetch_decoded(conn, &select.sql, &select.params, |row| parse_state(&D::text(row, 0)?)).await?;
+        for state in loaded {
             states.insert(state.id, Some(state));
         }
     }

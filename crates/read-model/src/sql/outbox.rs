@@ -12,19 +12,17 @@ use chrono::{DateTime, Utc};
 impl<S: SqlStore> BillingFeed for S {
     async fn billing_events(&self, after: u64, limit: u32) -> Result<Vec<BillingFeedEntry>, ReadModelError> {
         let mut conn = self.connections().acquire().await?;
-        let rows = S::Db::fetch_all(
+        S::Db::fetch_decoded(
             &mut conn,
             "SELECT sequence, payload FROM billing_outbox WHERE sequence > $1 ORDER BY sequence LIMIT $2",
             &[Param::Int(after as i64), Param::Int(limit as i64)],
-        )
-        .await?;
-        rows.iter()
-            .map(|row| {
+            |row| {
                 let payload = S::Db::text(row, 1)?;
                 let event = serde_json::from_str(&payload).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
                 Ok(BillingFeedEntry { sequence: S::Db::int(row, 0)? as u64, event })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 }
 
@@ -33,15 +31,12 @@ impl<S: SqlStore> BillingOutbox for S {
     async fn unpublished_billing(&self, limit: u32) -> Result<Vec<OutboxEntry>, ReadModelError> {
         let mut conn = self.connections().acquire().await?;
         // Served by the partial index `billing_outbox_unpublished`.
-        let rows = S::Db::fetch_all(
+        S::Db::fetch_decoded(
             &mut conn,
             "SELECT sequence, billing_event_id, subscription_id, event_type, payload FROM billing_outbox
              WHERE published_at IS NULL ORDER BY sequence LIMIT $1",
             &[Param::Int(limit as i64)],
-        )
-        .await?;
-        rows.iter()
-            .map(|row| {
+            |row| {
                 let billing_event_id = S::Db::text(row, 1)?;
                 Ok(OutboxEntry {
                     sequence: S::Db::int(row, 0)? as u64,
@@ -52,8 +47,9 @@ impl<S: SqlStore> BillingOutbox for S {
                     event_type: S::Db::text(row, 3)?,
                     payload: S::Db::text(row, 4)?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn mark_billing_published(&self, sequences: &[u64], at: DateTime<Utc>) -> Result<(), ReadModelError> {

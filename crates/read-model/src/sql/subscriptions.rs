@@ -12,17 +12,20 @@ use uuid::Uuid;
 
 /// The position stored in `projector_positions` (0 before the first batch), read on `conn`.
 pub(crate) async fn stored_position<D: Backend>(conn: &mut D::Connection) -> Result<u64, ReadModelError> {
-    let rows =
-        D::fetch_all(conn, "SELECT position FROM projector_positions WHERE projector = $1", &[Param::Text(PROJECTOR)])
-            .await?;
-    Ok(rows.first().map(|row| D::int(row, 0)).transpose()?.unwrap_or(0) as u64)
+    let stored = D::fetch_decoded(
+        conn,
+        "SELECT position FROM projector_positions WHERE projector = $1",
+        &[Param::Text(PROJECTOR)],
+        |row| Ok(D::int(row, 0)?),
+    )
+    .await?;
+    Ok(stored.first().copied().unwrap_or(0) as u64)
 }
 
 /// The stored states `sql` selects (its only column is `state`), as stored.
 async fn stored_states<S: SqlStore>(store: &S, sql: &str, params: &[Param<'_>]) -> Result<Vec<String>, ReadModelError> {
     let mut conn = store.connections().acquire().await?;
-    let rows = S::Db::fetch_all(&mut conn, sql, params).await?;
-    Ok(rows.iter().map(|row| S::Db::text(row, 0)).collect::<Result<_, _>>()?)
+    S::Db::fetch_decoded(&mut conn, sql, params, |row| Ok(S::Db::text(row, 0)?)).await
 }
 
 /// The folded states `sql` selects (its only column is `state`).
@@ -64,7 +67,7 @@ impl<S: SqlStore> SubscriptionQueries for S {
     async fn partner_customers(&self, partner_id: &str) -> Result<Vec<CustomerSummary>, ReadModelError> {
         let mut conn = self.connections().acquire().await?;
         // Served by `subscriptions_by_customer` (partner_id, customer_id, purchased_at).
-        let rows = S::Db::fetch_all(
+        S::Db::fetch_decoded(
             &mut conn,
             "SELECT customer_id, COUNT(*) AS subscriptions,
                     COUNT(*) FILTER (WHERE status = 'pending') AS action_needed,
@@ -72,18 +75,16 @@ impl<S: SqlStore> SubscriptionQueries for S {
              FROM subscriptions WHERE partner_id = $1
              GROUP BY customer_id ORDER BY latest_purchase DESC, customer_id",
             &[Param::Text(partner_id)],
-        )
-        .await?;
-        rows.iter()
-            .map(|row| {
+            |row| {
                 Ok(CustomerSummary {
                     customer_id: S::Db::text(row, 0)?,
                     subscriptions: S::Db::int(row, 1)? as u64,
                     action_needed: S::Db::int(row, 2)? as u64,
                     latest_purchase: S::Db::time(row, 3, "purchased_at")?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 
     async fn order_subscriptions(&self, partner_id: &str, order_id: Uuid) -> Result<Vec<Subscription>, ReadModelError> {
