@@ -11,7 +11,7 @@ use fulfillment_audit::verify as audit_verify;
 use fulfillment_audit::Progress;
 use fulfillment_core::SubscriptionId;
 use fulfillment_log::{check_integrity, record_verified_position, EventLog, IntegrityCheck, LogError, SqliteEventLog};
-use fulfillment_projector::SqliteReadModel;
+use fulfillment_read_model::SqliteReadModel;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -75,3 +75,9 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
+
+impl From<fulfillment_read_model::ReadModelError> for StartError {
+    fn from(e: fulfillment_read_model::ReadModelError) -> Self {
+        StartError::ReadModels(ProjectorError::from(e))
+    }
+}

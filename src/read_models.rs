@@ -2,7 +2,8 @@
 //! in PostgreSQL (always, on the Kafka log). [`ReadModelStore`] is the opened store, kept by the
 //! service to hand to the ingress and projector and to close last on shutdown.
 
-use fulfillment_projector::{PostgresOptions, PostgresReadModel, ProjectorError, ReadModels, SqliteReadModel};
+use fulfillment_projector::ProjectorError;
+use fulfillment_read_model::{PostgresOptions, PostgresReadModel, ReadModels, SqliteReadModel};
 use std::path::Path;
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use crate::config::{DatabaseArgs, DirectoryArgs};
 use fulfillment::{load_directory, DirectorySource, Service, ServiceOptions, DEMO_CONFIG};
 use fulfillment_ingress::listener::raise_open_file_limit;
 use fulfillment_ingress::Directory;
-use fulfillment_projector::{redact_url, PostgresReadModel};
+use fulfillment_read_model::{redact_url, PostgresReadModel};
 use std::path::PathBuf;
 use tracing::{info, warn};
 

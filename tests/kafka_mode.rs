@@ -19,7 +19,7 @@ use common::billing_schemas::assert_matches_schema;
 use common::*;
 use fulfillment::KafkaDeployment;
 use fulfillment_log::KafkaLogOptions;
-use fulfillment_projector::{PostgresOptions, PostgresReadModel, ReadModels};
+use fulfillment_read_model::{BillingFeed, BillingOutbox, PostgresOptions, PostgresReadModel};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;

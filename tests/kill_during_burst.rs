@@ -283,7 +283,7 @@ async fn sigkill_during_a_burst_on_kafka_and_postgres_loses_nothing_and_doubles_
     };
     let (server, burst) = burst_with_two_kills(port, TANSU_RESTART_DELAY, launch).await;
     assert_billing_started_once_each(&format!("http://127.0.0.1:{port}")).await;
-    let live = fulfillment_projector::PostgresReadModel::connect(&database).await.unwrap();
+    let live = fulfillment_read_model::PostgresReadModel::connect(&database).await.unwrap();
     kafka::wait_until_folded(&live, &group, &log).await;
     drop(server);
 

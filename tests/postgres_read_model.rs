@@ -12,8 +12,10 @@ use common::events::{envelope, purchase};
 use common::postgres::fresh_database;
 use fulfillment_core::{Event, SubscriptionId};
 use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
-use fulfillment_projector::{
-    run_projector, BillingFeedEntry, PostgresReadModel, ProjectorError, ProjectorHandle, ReadModels, SqliteReadModel,
+use fulfillment_projector::{run_projector, ProjectorHandle};
+use fulfillment_read_model::{
+    BillingFeed, BillingFeedEntry, BillingOutbox, Fingerprints, FoldPosition, PostgresReadModel, Projection,
+    ReadModelError, ReadModels, SqliteReadModel, SubscriptionQueries,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +108,7 @@ async fn postgres_folds_a_log_into_exactly_the_models_sqlite_folds() {
     let first = log.read_after(0, 1).await.unwrap()[0].envelope.subscription_id;
     assert_eq!(sqlite.subscription(first).await.unwrap(), postgres.subscription(first).await.unwrap());
     // PostgreSQL keeps timestamps to the microsecond; everything else is equal.
-    let customers = |list: Vec<fulfillment_projector::CustomerSummary>| {
+    let customers = |list: Vec<fulfillment_read_model::CustomerSummary>| {
         list.into_iter()
             .map(|c| (c.customer_id, c.subscriptions, c.action_needed, c.latest_purchase.timestamp_micros()))
             .collect::<Vec<_>>()
@@ -160,7 +162,7 @@ async fn a_batch_is_never_applied_twice() {
     assert_eq!(store.project_batch(&events).await.unwrap(), events.last().unwrap().position);
     let before = store.fingerprint().await.unwrap();
     let err = store.project_batch(&events).await.unwrap_err();
-    assert!(matches!(err, ProjectorError::Gap { .. }), "{err}");
+    assert!(matches!(err, ReadModelError::Gap { .. }), "{err}");
     assert_eq!(store.fingerprint().await.unwrap(), before);
     assert_eq!(store.billing_events(0, 100).await.unwrap().len(), 2, "two of three reached billing");
 }

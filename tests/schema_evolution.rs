@@ -10,7 +10,7 @@ use fulfillment_core::{EventEnvelope, Status, SubscriptionId};
 use fulfillment_log::{
     event_hash, AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend, GENESIS_HASH,
 };
-use fulfillment_projector::{ReadModels, SqliteReadModel};
+use fulfillment_read_model::{BillingFeed, SqliteReadModel, SubscriptionQueries};
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use fulfillment::ReadModelBackend;
 use fulfillment_log::{EventLog, SqliteEventLog};
-use fulfillment_projector::{ReadModels, SqliteReadModel};
+use fulfillment_read_model::{FoldPosition, SqliteReadModel};
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,7 +7,7 @@ use fulfillment::{ApiOptions, FoldOptions, KafkaDeployment, ProjectorOptions};
 use fulfillment_ingress::idempotency::IdempotencyRetention;
 use fulfillment_ingress::{AuthFailureQuota, BodyLimits, ConnectionLimits, Directory, SystemClock};
 use fulfillment_log::KafkaLogOptions;
-use fulfillment_projector::PostgresOptions;
+use fulfillment_read_model::PostgresOptions;
 use fulfillment_relay::RelayOptions;
 use std::path::PathBuf;
 use std::sync::Arc;

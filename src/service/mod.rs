@@ -135,6 +135,7 @@ impl Service {
                 log = Some(api_log.clone());
                 fulfillment_ingress::router(AppState {
                     log: api_log,
+                    billing_feed: read_model_handle.clone(),
                     read_models: read_model_handle,
                     directory: Arc::new(options.directory),
                     clock: options.clock,

@@ -12,7 +12,7 @@ use crate::ReadModelBackend;
 use fulfillment_ingress::idempotency::IdempotencyRetention;
 use fulfillment_ingress::{AuthFailureQuota, BodyLimits, Clock, ConnectionLimits, Directory};
 use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
-use fulfillment_projector::PostgresOptions;
+use fulfillment_read_model::PostgresOptions;
 use fulfillment_relay::RelayOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;

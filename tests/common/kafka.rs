@@ -5,8 +5,8 @@
 
 use fulfillment::{KafkaDeployment, ProjectorOptions};
 use fulfillment_log::KafkaLogOptions;
-use fulfillment_projector::KafkaProjectorOptions;
-use fulfillment_projector::{run_kafka_projector, Fingerprint, PostgresOptions, PostgresReadModel, ReadModels};
+use fulfillment_projector::{run_kafka_projector, KafkaProjectorOptions};
+use fulfillment_read_model::{Fingerprint, Fingerprints, PostgresOptions, PostgresReadModel};
 use fulfillment_relay::RelayOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;

@@ -2,7 +2,7 @@
 //! default `postgres://postgres@127.0.0.1:5432/postgres`). `scripts/test.sh` starts the server
 //! when it is down and drops the databases of earlier runs.
 
-use fulfillment_projector::PostgresOptions;
+use fulfillment_read_model::PostgresOptions;
 use sqlx::Connection;
 use std::time::Duration;
 

@@ -53,14 +53,17 @@ pub fn serve_args(port: u16, data: &Path, config: &Path) -> Vec<String> {
 }
 
 /// Spawns `command` (which starts the service on `port`) and waits until `/readyz` answers
-/// 2xx; panics after 10 s. Logs are JSON at `warn` (the projector's at `info`) unless `command`
+/// 2xx; panics after 10 s. Logs are JSON at `warn` (the projector's and the read models' at `info`) unless `command`
 /// sets `FULFILLMENT_LOG_FORMAT` or `RUST_LOG` itself.
 pub async fn serve_command(mut command: Command, port: u16) -> Server {
     // Each process's log stays in target/tmp for a look after a failure.
     let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join("processes");
     std::fs::create_dir_all(&logs).unwrap();
     let log = logs.join(format!("serve-{port}-{}.log", chrono::Utc::now().format("%H%M%S%.3f")));
-    for (name, default) in [("FULFILLMENT_LOG_FORMAT", "json"), ("RUST_LOG", "warn,fulfillment_projector=info")] {
+    for (name, default) in [
+        ("FULFILLMENT_LOG_FORMAT", "json"),
+        ("RUST_LOG", "warn,fulfillment_projector=info,fulfillment_read_model=info"),
+    ] {
         if !command.get_envs().any(|(set, _)| set == name) {
             command.env(name, default);
         }

@@ -10,8 +10,9 @@
 //! - [`export::export_jsonl`] streams raw envelopes with their positions and hashes, in
 //!   constant memory whatever the size of the log.
 //!
-//! Everything here reads the log through the `EventLog` trait and writes read models through
-//! `ReadModels`, so it works on any backend that implements them.
+//! Everything here reads the log through the `EventLog` trait, folds into read models through
+//! `Projection` and compares them through `Fingerprints`, so it works on any backend that
+//! implements them.
 
 pub mod export;
 pub mod history;
@@ -19,7 +20,7 @@ pub mod replay;
 pub mod verify;
 
 use fulfillment_log::LogError;
-use fulfillment_projector::ProjectorError;
+use fulfillment_read_model::ReadModelError;
 
 /// Why an audit command failed (as opposed to finding a difference, which is a result).
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,7 @@ pub enum AuditError {
     Log(#[from] LogError),
     /// Reading or writing a read-model store failed.
     #[error("read models: {0}")]
-    Store(#[from] ProjectorError),
+    Store(#[from] ReadModelError),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),

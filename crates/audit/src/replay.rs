@@ -3,7 +3,7 @@
 use crate::{AuditError, Progress};
 use chrono::{DateTime, Utc};
 use fulfillment_log::EventLog;
-use fulfillment_projector::ReadModels;
+use fulfillment_read_model::Projection;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ impl ReplayReport {
 /// `batch` events per transaction.
 pub async fn rebuild(
     log: &dyn EventLog,
-    target: &dyn ReadModels,
+    target: &dyn Projection,
     until: Until,
     batch: usize,
     progress: &mut dyn Progress,

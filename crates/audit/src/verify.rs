@@ -7,7 +7,7 @@ use crate::replay::{rebuild, Until};
 use crate::{AuditError, Progress};
 use fulfillment_log::EventLog;
 pub use fulfillment_log::{check_chains, ChainBreak};
-use fulfillment_projector::{Fingerprint, ReadModels};
+use fulfillment_read_model::{Fingerprint, Fingerprints, Projection};
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -124,14 +124,18 @@ fn diff_json(path: &str, live: &Value, replayed: &Value, out: &mut Vec<String>) 
 }
 
 /// Replays the log into `scratch` up to the live model's position and compares the two, and
-/// checks the hash chains.
-pub async fn verify(
+/// checks the hash chains. The live model is only read.
+pub async fn verify<Live, Scratch>(
     log: &dyn EventLog,
-    live: &dyn ReadModels,
-    scratch: &dyn ReadModels,
+    live: &Live,
+    scratch: &Scratch,
     batch: usize,
     progress: &mut dyn Progress,
-) -> Result<VerifyReport, AuditError> {
+) -> Result<VerifyReport, AuditError>
+where
+    Live: Fingerprints + ?Sized,
+    Scratch: Projection + Fingerprints,
+{
     let live_position = live.position().await?;
     rebuild(log, scratch, Until::Position(live_position), batch, progress).await?;
     let live_print = live.fingerprint().await?;

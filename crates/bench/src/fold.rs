@@ -4,7 +4,7 @@
 //! costs beyond writing.
 
 use anyhow::{bail, Context};
-use fulfillment_projector::PostgresOptions;
+use fulfillment_read_model::PostgresOptions;
 use std::time::{Duration, Instant};
 
 /// Options of `fold`.
@@ -28,7 +28,7 @@ pub struct FoldArgs {
 pub async fn fold(args: FoldArgs) -> anyhow::Result<()> {
     use fulfillment_audit::replay::{rebuild, Until};
     use fulfillment_audit::Silent;
-    use fulfillment_projector::{PostgresReadModel, ReadModels, SqliteReadModel};
+    use fulfillment_read_model::{PostgresReadModel, ReadModels, SqliteReadModel};
     let path = args.data_dir.join("events.sqlite");
     let log = fulfillment_log::SqliteEventLog::open_read_only(&path)
         .await

@@ -64,7 +64,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     // Kafka mode: now a projector folds the whole topic into PostgreSQL.
     let projector = match bench.kafka() {
         Some(kafka) => {
-            let store = fulfillment_projector::PostgresReadModel::connect(&kafka.database).await?;
+            let store = fulfillment_read_model::PostgresReadModel::connect(&kafka.database).await?;
             let events = 3 * n as i64;
             let folding = Instant::now();
             let service = bench.start(Parts::Projector).await?;

@@ -11,7 +11,7 @@ use fulfillment::{
 };
 use fulfillment_ingress::{Directory, SystemClock};
 use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
-use fulfillment_projector::PostgresOptions;
+use fulfillment_read_model::PostgresOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,7 @@
 #[path = "../../../tests/common/postgres.rs"]
 mod postgres;
 
-use fulfillment_projector::{PostgresReadModel, ReadModels};
+use fulfillment_read_model::{Fingerprints, PostgresReadModel};
 use postgres::fresh_database;
 use std::process::{Command, Output};
 

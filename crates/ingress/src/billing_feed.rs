@@ -56,7 +56,7 @@ pub(crate) async fn list(
     )?;
     tracing::debug!(consumer = %caller.id, after, limit, "billing feed read");
     state.catch_up().await?;
-    let mut entries = state.read_models.billing_events(after, limit + 1).await?;
+    let mut entries = state.billing_feed.billing_events(after, limit + 1).await?;
     let has_more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
     let next_cursor = entries.last().map(|e| e.sequence).unwrap_or(after);

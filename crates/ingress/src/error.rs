@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fulfillment_core::Rejection;
 use fulfillment_log::LogError;
-use fulfillment_projector::ProjectorError;
+use fulfillment_read_model::ReadModelError;
 use serde_json::json;
 use tracing::error;
 
@@ -295,10 +295,10 @@ impl From<LogError> for ApiError {
     }
 }
 
-impl From<ProjectorError> for ApiError {
-    fn from(e: ProjectorError) -> Self {
+impl From<ReadModelError> for ApiError {
+    fn from(e: ReadModelError) -> Self {
         match e {
-            ProjectorError::Corrupt(_) => ApiError::Internal(e.to_string()),
+            ReadModelError::Corrupt(_) => ApiError::Internal(e.to_string()),
             other => ApiError::Unavailable(other.to_string()),
         }
     }

@@ -5,7 +5,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use async_trait::async_trait;
 use fulfillment_log::EventLog;
-use fulfillment_projector::ReadModels;
+use fulfillment_read_model::{BillingFeed, SubscriptionQueries};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -49,8 +49,10 @@ impl WriteVisibility for InProcessProjection {
 pub struct AppState {
     /// The event log (source of truth).
     pub log: Arc<dyn EventLog>,
-    /// Read models (query side).
-    pub read_models: Arc<dyn ReadModels>,
+    /// Read models (query side): what the partner API, the console and the SaaS API read.
+    pub read_models: Arc<dyn SubscriptionQueries>,
+    /// The billing outbox, as the billing feed pages through it.
+    pub billing_feed: Arc<dyn BillingFeed>,
     /// Partners, publishers, offers and policy.
     pub directory: Arc<Directory>,
     /// Time.

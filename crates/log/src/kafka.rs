@@ -21,19 +21,20 @@
 //!
 //! Each message is a CloudEvent in the Kafka binding's binary mode (the JSON envelope as the
 //! value; `ce_*` headers), so any Kafka tool can read the topic, plus the `fulfillment_*`
-//! headers a consumer needs to rebuild the [`StoredEvent`].
+//! headers a consumer needs to rebuild the [`StoredEvent`] ([`decode_message`]). The producer,
+//! the CloudEvents binding and topic admin are `fulfillment-kafka`'s, shared with the relay.
 
 use crate::chain::{event_hash, GENESIS_HASH};
 use crate::{AppendBatch, AppendReceipt, EventLog, IdempotencyRecord, LogError, StoredEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fulfillment_core::{EventEnvelope, SubscriptionId};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::{KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use fulfillment_kafka::{
+    create_topic_if_missing, idempotent_producer, last_offsets, served_partitions, CloudEvent, KafkaClientError,
+    ReceivedMessage,
+};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -46,13 +47,13 @@ use uuid::Uuid;
 const FORGET_CHUNK: i64 = 10_000;
 
 /// Header carrying the event's global position.
-pub const POSITION_HEADER: &str = "fulfillment_position";
+const POSITION_HEADER: &str = "fulfillment_position";
 /// Header carrying the event's place in its stream.
-pub const STREAM_VERSION_HEADER: &str = "fulfillment_stream_version";
+const STREAM_VERSION_HEADER: &str = "fulfillment_stream_version";
 /// Header carrying the hash of the stream's previous event.
-pub const PREVIOUS_HASH_HEADER: &str = "fulfillment_previous_hash";
+const PREVIOUS_HASH_HEADER: &str = "fulfillment_previous_hash";
 /// Header carrying this event's hash.
-pub const HASH_HEADER: &str = "fulfillment_hash";
+const HASH_HEADER: &str = "fulfillment_hash";
 
 /// Where the events topic is and how to produce to it.
 #[derive(Debug, Clone)]
@@ -142,27 +143,9 @@ impl KafkaEventLog {
 async fn end_offsets(producer: &FutureProducer, topic: &str) -> BTreeMap<i32, i64> {
     let producer = producer.clone();
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let client = producer.client();
-        let Ok(metadata) = client.fetch_metadata(Some(&topic), Duration::from_secs(10)) else {
-            return BTreeMap::new();
-        };
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        partitions
-            .into_iter()
-            .filter_map(|p| match client.fetch_watermarks(&topic, p, Duration::from_secs(10)) {
-                Ok((_, high)) if high > 0 => Some((p, high - 1)),
-                _ => None,
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_default()
+    tokio::task::spawn_blocking(move || last_offsets(producer.client(), &topic, Duration::from_secs(10)))
+        .await
+        .unwrap_or_default()
 }
 
 /// Creates the events topic when missing, with unlimited retention: it is the source of truth,
@@ -178,87 +161,6 @@ pub async fn ensure_topic(options: &KafkaLogOptions) -> Result<(), LogError> {
     )
     .await
     .map_err(|e| LogError::Unavailable(e.to_string()))
-}
-
-/// The producer every `fulfillment` topic is written with: idempotent and acknowledged by all
-/// in-sync replicas, so the client's own retries never duplicate or reorder a partition's
-/// messages; a message not acknowledged within `delivery_timeout` fails.
-pub fn idempotent_producer(brokers: &str, delivery_timeout: Duration, linger: Duration) -> KafkaResult<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", delivery_timeout.as_millis().to_string())
-        .set("linger.ms", linger.as_millis().to_string())
-        .create()
-}
-
-/// A topic could not be created.
-#[derive(Debug, thiserror::Error)]
-#[error("creating topic {topic}: {reason}")]
-pub struct TopicCreationError {
-    /// Topic.
-    pub topic: String,
-    /// The client's or the broker's answer.
-    pub reason: String,
-}
-
-/// Creates `topic` with `config` when it does not exist; an existing topic is left as it is.
-pub async fn create_topic_if_missing(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    replication_factor: i32,
-    config: &[(&str, &str)],
-    timeout: Duration,
-) -> Result<(), TopicCreationError> {
-    let failed = |reason: String| TopicCreationError { topic: topic.to_owned(), reason };
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(|e| failed(e.to_string()))?;
-    let new_topic = config
-        .iter()
-        .fold(NewTopic::new(topic, partitions, TopicReplication::Fixed(replication_factor)), |t, (k, v)| t.set(k, v));
-    let options = AdminOptions::new().request_timeout(Some(timeout));
-    for result in admin.create_topics([&new_topic], &options).await.map_err(|e| failed(e.to_string()))? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(failed(code.to_string())),
-        }
-    }
-    Ok(())
-}
-
-/// The CloudEvents Kafka binding's headers (binary content mode, JSON data) of one message, so
-/// any Kafka tool can tell what a message is without parsing it.
-#[derive(Debug, Clone, Copy)]
-pub struct CloudEvent<'a> {
-    /// `ce_id`: unique per event, what consumers dedupe on.
-    pub id: &'a str,
-    /// `ce_type`.
-    pub event_type: &'a str,
-    /// `ce_source`.
-    pub source: &'a str,
-    /// `ce_subject`: the subscription id.
-    pub subject: &'a str,
-    /// `ce_time`, RFC 3339, when known.
-    pub time: Option<&'a str>,
-}
-
-impl CloudEvent<'_> {
-    /// The headers, to which a producer may add its own.
-    pub fn headers(&self) -> OwnedHeaders {
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "ce_specversion", value: Some("1.0") })
-            .insert(Header { key: "ce_id", value: Some(self.id) })
-            .insert(Header { key: "ce_type", value: Some(self.event_type) })
-            .insert(Header { key: "ce_source", value: Some(self.source) })
-            .insert(Header { key: "ce_subject", value: Some(self.subject) })
-            .insert(Header { key: "content-type", value: Some("application/json") });
-        match self.time {
-            Some(time) => headers.insert(Header { key: "ce_time", value: Some(time) }),
-            None => headers,
-        }
-    }
 }
 
 /// One event of an append, ready to produce.
@@ -537,9 +439,7 @@ impl EventLog for KafkaEventLog {
         let producer = self.inner.producer.clone();
         let topic = self.inner.options.topic.clone();
         tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(Some(&topic), Duration::from_secs(2)).is_ok_and(|metadata| {
-                metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            })
+            served_partitions(producer.client(), &topic, Duration::from_secs(2)).is_some_and(|p| !p.is_empty())
         })
         .await
         .unwrap_or(false)
@@ -561,32 +461,20 @@ fn decode_row(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, LogError> {
     })
 }
 
-/// Rebuilds the stored event a consumed message carries, or says why it cannot be.
-pub fn decode_message(
-    headers: Option<&rdkafka::message::BorrowedHeaders>,
-    payload: Option<&[u8]>,
-) -> Result<StoredEvent, String> {
-    let header = |name: &str| -> Result<String, String> {
-        headers
-            .and_then(|h| h.iter().find(|h| h.key == name))
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .ok_or_else(|| format!("header {name} is missing"))
-    };
-    let number =
-        |name: &str| -> Result<u64, String> { header(name)?.parse::<u64>().map_err(|e| format!("header {name}: {e}")) };
-    let raw = std::str::from_utf8(payload.ok_or("the message has no value")?)
-        .map_err(|e| format!("the value is not UTF-8: {e}"))?
-        .to_owned();
-    let position = number(POSITION_HEADER)?;
-    let envelope = EventEnvelope::decode(&raw).map_err(|e| format!("the envelope does not decode: {e}"))?;
+/// Rebuilds the stored event a consumed message of the events topic carries, or says why it
+/// cannot be.
+pub fn decode_message(message: &ReceivedMessage<'_>) -> Result<StoredEvent, KafkaClientError> {
+    let raw = message.text()?.to_owned();
+    let position = message.number_header(POSITION_HEADER)?;
+    let envelope = EventEnvelope::decode(&raw)
+        .map_err(|e| KafkaClientError::Unreadable(format!("the envelope does not decode: {e}")))?;
     Ok(StoredEvent {
         position,
-        stream_version: number(STREAM_VERSION_HEADER)?,
+        stream_version: message.number_header(STREAM_VERSION_HEADER)?,
         envelope,
         raw,
-        previous_hash: header(PREVIOUS_HASH_HEADER)?,
-        hash: header(HASH_HEADER)?,
+        previous_hash: message.header(PREVIOUS_HASH_HEADER)?,
+        hash: message.header(HASH_HEADER)?,
     })
 }
 

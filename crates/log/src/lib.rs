@@ -36,11 +36,7 @@ pub use chain::{check_chains, event_hash, ChainBreak, ChainCheck, ChainLink, Cha
 pub use checkpoint::record_verified_position;
 pub use error::LogError;
 pub use integrity::{check_integrity, IntegrityCheck};
-pub use kafka::{
-    create_topic_if_missing, decode_message, ensure_topic, idempotent_producer, resolve_committed, CloudEvent,
-    KafkaEventLog, KafkaLogOptions, TopicCreationError, HASH_HEADER, POSITION_HEADER, PREVIOUS_HASH_HEADER,
-    STREAM_VERSION_HEADER,
-};
+pub use kafka::{decode_message, ensure_topic, resolve_committed, KafkaEventLog, KafkaLogOptions};
 pub use sqlite::{SqliteEventLog, SqliteLogOptions};
 pub use state_cache::StreamState;
 

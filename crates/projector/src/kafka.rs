@@ -12,13 +12,16 @@
 //! Before a batch is folded, [`resolve_committed`] decides which of its events were really
 //! accepted; phantoms (produced, but their append rolled back) only move the offset.
 
-use crate::postgres::{ConsumedMessage, PostgresReadModel};
 use crate::runner::ProjectorHandle;
 use crate::ProjectorError;
+use fulfillment_kafka::{
+    commit_offsets_hint, manually_committed_consumer, seek_partitions, served_partitions, KafkaClientError,
+    ReceivedMessage,
+};
 use fulfillment_log::{decode_message, resolve_committed};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use fulfillment_read_model::{ConsumedMessage, PostgresReadModel, ReadModelError};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,23 +70,7 @@ pub fn run_kafka_projector(
     log: PgPool,
     shutdown: CancellationToken,
 ) -> Result<ProjectorHandle, ProjectorError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &options.brokers)
-        .set("group.id", &options.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", options.session_timeout.as_millis().to_string())
-        .set("heartbeat.interval.ms", (options.session_timeout.as_millis() / 4).max(100).to_string())
-        // The rebalance timeout: how long a rebalance waits for members to rejoin before it
-        // drops them. A killed instance never rejoins, so librdkafka's default (5 minutes)
-        // would stall the group that long; a batch takes far less than this bound.
-        .set("max.poll.interval.ms", (options.session_timeout.as_millis() * 3).max(10_000).to_string())
-        // How long the broker may hold a fetch while it has less than `fetch.min.bytes`: the
-        // default 500 ms is added to a billing event's latency whenever traffic is light
-        // (measured with `bench e2e`).
-        .set("fetch.wait.max.ms", "10")
-        .create()
+    let consumer = manually_committed_consumer(&options.brokers, &options.group, options.session_timeout)
         .map_err(|e| ProjectorError::Consumer(e.to_string()))?;
     consumer.subscribe(&[&options.topic]).map_err(|e| ProjectorError::Consumer(e.to_string()))?;
     let consumer = Arc::new(consumer);
@@ -133,10 +120,10 @@ pub fn run_kafka_projector(
                     position_tx.send_modify(|p| *p = (*p).max(position));
                     healthy_tx.send_replace(true);
                     backoff = Duration::from_millis(50);
-                    commit_hint(&consumer, &options.topic, &next_offsets);
+                    commit_offsets_hint(&consumer, &options.topic, &next_offsets);
                 }
                 Ok(None) => {}
-                Err(ProjectorError::OffsetGap { partition, expected, found }) => {
+                Err(ProjectorError::ReadModel(ReadModelError::OffsetGap { partition, expected, found })) => {
                     // Kafka's position was ahead of the store's: go back to what is stored.
                     warn!(partition, expected, found, "consumed past the stored offset; seeking back");
                     rewind(&consumer, &options.topic, &batch, Some((partition, expected)));
@@ -164,27 +151,23 @@ pub fn run_kafka_projector(
 async fn broker_answers(consumer: &Arc<StreamConsumer>, topic: &str) -> bool {
     let consumer = consumer.clone();
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(2))
-            .is_ok_and(|m| m.topics().iter().any(|t| t.name() == topic && t.error().is_none()))
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || served_partitions(consumer.client(), &topic, Duration::from_secs(2)).is_some())
+        .await
+        .unwrap_or(false)
 }
 
 /// A consumed message decoded (or the reason it could not be), with where it came from.
 struct Consumed {
     partition: i32,
     offset: i64,
-    event: Result<fulfillment_log::StoredEvent, String>,
+    event: Result<fulfillment_log::StoredEvent, KafkaClientError>,
 }
 
 fn decode(message: &rdkafka::message::BorrowedMessage<'_>) -> Consumed {
     Consumed {
         partition: message.partition(),
         offset: message.offset(),
-        event: decode_message(message.headers(), message.payload()),
+        event: decode_message(&ReceivedMessage::of(message)),
     }
 }
 
@@ -204,7 +187,7 @@ async fn fold(
         // An event this version cannot read stops the projector (like the embedded one) rather
         // than being skipped: it may be a newer writer's, and skipping would lose it.
         let event = consumed.event.as_ref().map_err(|reason| {
-            ProjectorError::Corrupt(format!("partition {} offset {}: {reason}", consumed.partition, consumed.offset))
+            ProjectorError::Unreadable(format!("partition {} offset {}: {reason}", consumed.partition, consumed.offset))
         })?;
         decoded.push((consumed.partition, consumed.offset, event));
     }
@@ -234,23 +217,5 @@ fn rewind(consumer: &StreamConsumer, topic: &str, batch: &[Consumed], gap: Optio
     if let Some((partition, expected)) = gap {
         first.insert(partition, expected);
     }
-    for (partition, offset) in first {
-        // A partition revoked meanwhile cannot be sought; its new owner starts from the store.
-        if let Err(e) = consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
-            debug!(partition, offset, error = %e, "seek skipped");
-        }
-    }
-}
-
-/// Tells Kafka how far the store got, as a hint for the next owner of each partition.
-fn commit_hint(consumer: &StreamConsumer, topic: &str, next_offsets: &BTreeMap<i32, i64>) {
-    let mut list = TopicPartitionList::new();
-    for (partition, offset) in next_offsets {
-        if list.add_partition_offset(topic, *partition, Offset::Offset(*offset)).is_err() {
-            return;
-        }
-    }
-    if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-        debug!(error = %e, "offset hint not committed to kafka (the store holds the real offsets)");
-    }
+    seek_partitions(consumer, topic, &first);
 }

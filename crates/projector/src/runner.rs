@@ -1,8 +1,9 @@
 //! The projector loop: wait for new events, fold them in batches, repeat; retry on errors
 //! without moving the position; stop between batches when asked.
 
-use crate::ReadModels;
+use crate::ProjectorError;
 use fulfillment_log::EventLog;
+use fulfillment_read_model::Projection;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -23,7 +24,7 @@ pub struct ProjectorHandle {
 /// Starts folding `log` into `store`, `batch_size` events per transaction, until `shutdown`.
 pub fn run_projector(
     log: Arc<dyn EventLog>,
-    store: Arc<dyn ReadModels>,
+    store: Arc<dyn Projection>,
     batch_size: usize,
     shutdown: CancellationToken,
 ) -> ProjectorHandle {
@@ -57,7 +58,7 @@ pub fn run_projector(
                 if events.is_empty() {
                     return Ok(None);
                 }
-                store.project_batch(&events).await.map(Some)
+                store.project_batch(&events).await.map(Some).map_err(ProjectorError::from)
             };
             match step.await {
                 Ok(Some(new_position)) => {

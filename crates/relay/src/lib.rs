@@ -17,8 +17,8 @@
 //! the value and `ce_specversion`, `ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_subject` and
 //! `content-type` headers.
 
-use fulfillment_log::{create_topic_if_missing, idempotent_producer, CloudEvent};
-use fulfillment_projector::{OutboxEntry, ProjectorError, ReadModels};
+use fulfillment_kafka::{create_topic_if_missing, idempotent_producer, CloudEvent, KafkaClientError};
+use fulfillment_read_model::{BillingOutbox, OutboxEntry, ReadModelError};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -45,7 +45,7 @@ pub enum RelayError {
     },
     /// The read-model store failed.
     #[error(transparent)]
-    Store(#[from] ProjectorError),
+    Store(#[from] ReadModelError),
 }
 
 /// Where and how to publish.
@@ -112,13 +112,16 @@ impl BillingRelay {
             options.delivery_timeout,
         )
         .await
-        .map_err(|e| RelayError::Topic { topic: e.topic, reason: e.reason })
+        .map_err(|e| match e {
+            KafkaClientError::TopicCreation { topic, reason } => RelayError::Topic { topic, reason },
+            other => RelayError::Topic { topic: options.topic.clone(), reason: other.to_string() },
+        })
     }
 
     /// Publishes up to one batch of unpublished outbox rows, in order, and marks those the
     /// broker acknowledged. Returns how many were published; fails at the first row that was
     /// not acknowledged (the rows before it stay marked).
-    pub async fn publish_pending(&self, store: &dyn ReadModels) -> Result<usize, RelayError> {
+    pub async fn publish_pending(&self, store: &dyn BillingOutbox) -> Result<usize, RelayError> {
         let rows = store.unpublished_billing(self.options.batch).await?;
         if rows.is_empty() {
             return Ok(0);
@@ -187,7 +190,7 @@ pub struct RelayHandle {
 /// position), or every second; after a failure, retries with backoff up to 5 s.
 pub fn run_billing_relay(
     relay: BillingRelay,
-    store: Arc<dyn ReadModels>,
+    store: Arc<dyn BillingOutbox>,
     mut wake: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) -> RelayHandle {

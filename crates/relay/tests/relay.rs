@@ -6,7 +6,7 @@
 use fulfillment_core::fixtures::{envelope, purchase};
 use fulfillment_core::{Event, SubscriptionId};
 use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
-use fulfillment_projector::{ReadModels, SqliteReadModel};
+use fulfillment_read_model::{BillingFeed, BillingOutbox, Projection, SqliteReadModel};
 use fulfillment_relay::{run_billing_relay, BillingRelay, RelayOptions};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};

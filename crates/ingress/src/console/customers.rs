@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use fulfillment_projector::CustomerSummary;
+use fulfillment_read_model::CustomerSummary;
 use maud::{html, Markup};
 
 /// The customer routes.
