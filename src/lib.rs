@@ -2,8 +2,10 @@
 //! SaaS subscriptions bought by CSP partners.
 //!
 //! This crate assembles the service from the workspace crates: `fulfillment-core` (the pure
-//! domain), `fulfillment-log` (the event log), `fulfillment-projector` (read models and the
-//! billing outbox), `fulfillment-ingress` (HTTP) and `fulfillment-relay` (billing topic).
+//! domain), `fulfillment-log` (the event log), `fulfillment-read-model` (read models and the
+//! billing outbox), `fulfillment-projector` (keeps them caught up with the log),
+//! `fulfillment-ingress` (HTTP), `fulfillment-relay` (billing topic) and `fulfillment-kafka`
+//! (the Kafka plumbing under the last three).
 //! [`Service::start`] runs the [`Role`] asked for: ingress and projector in one process on the
 //! embedded log (the zero-setup default), or either or both on the Kafka log with PostgreSQL
 //! read models; [`Service::stop`] shuts down in a fixed order: stop accepting requests and
