@@ -30,6 +30,10 @@ pub enum BillingEventKind {
         previous_quantity: u32,
         /// Count billed from now on.
         quantity: u32,
+        /// True for a decrease inside the term's refundable cancellation window: the licenses
+        /// removed are refunded. Absent (false) in billing events derived before it existed.
+        #[serde(default)]
+        refundable: bool,
     },
     /// The billed plan changed (a publisher plan change that succeeded).
     #[serde(rename = "billing.plan_changed", rename_all = "camelCase")]
@@ -39,7 +43,8 @@ pub enum BillingEventKind {
         /// Plan billed from now on.
         plan_id: String,
     },
-    /// Charges stop; the subscription was cancelled.
+    /// Charges stop; the subscription was cancelled, or it expired at the end of its term
+    /// (cancelled by `system`, reason `expired`).
     #[serde(rename = "billing.stopped", rename_all = "camelCase")]
     Stopped {
         /// Whether charges so far are refunded (cancelled inside the window).
@@ -48,6 +53,30 @@ pub enum BillingEventKind {
         cancelled_by: SourceKind,
         /// Why.
         reason: String,
+    },
+    /// A new term began (auto-renew): charge it.
+    #[serde(rename = "billing.renewed", rename_all = "camelCase")]
+    Renewed {
+        /// Number of the new term (2 for the first renewal).
+        term_number: u32,
+        /// Start of the new term.
+        term_start: DateTime<Utc>,
+        /// End of the new term.
+        term_end: DateTime<Utc>,
+        /// Licenses billed for the new term.
+        quantity: u32,
+    },
+    /// Charges pause: the billing system suspended the subscription.
+    #[serde(rename = "billing.suspended", rename_all = "camelCase")]
+    Suspended {
+        /// Why it was suspended.
+        reason: String,
+    },
+    /// Charges resume: the subscription was reinstated.
+    #[serde(rename = "billing.resumed", rename_all = "camelCase")]
+    Resumed {
+        /// Licenses billed from now on.
+        quantity: u32,
     },
 }
 
@@ -59,6 +88,9 @@ impl BillingEventKind {
             BillingEventKind::QuantityChanged { .. } => "billing.quantity_changed",
             BillingEventKind::PlanChanged { .. } => "billing.plan_changed",
             BillingEventKind::Stopped { .. } => "billing.stopped",
+            BillingEventKind::Renewed { .. } => "billing.renewed",
+            BillingEventKind::Suspended { .. } => "billing.suspended",
+            BillingEventKind::Resumed { .. } => "billing.resumed",
         }
     }
 }

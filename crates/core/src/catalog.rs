@@ -1,6 +1,7 @@
 //! The parts of an ISV's catalog that rules depend on: plans with their quantity bounds and
 //! allowed terms. Loading the catalog (TOML) is an adapter's job; here it is plain data.
 
+use chrono::{DateTime, Months, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -72,6 +73,19 @@ impl Term {
             Term::P4Y => 48,
             Term::P5Y => 60,
         }
+    }
+
+    /// The end of term number `n` (1-based) of a subscription whose first term started at
+    /// `anchor`: `n` terms after the anchor, counted from the anchor rather than from the previous
+    /// term's end, so month-end clamping never drifts (a term from Jan 31 ends Feb 28 or 29, the
+    /// next Mar 31). `None` only past the year 262,143.
+    pub fn end_of_term(self, anchor: DateTime<Utc>, n: u32) -> Option<DateTime<Utc>> {
+        anchor.checked_add_months(Months::new(self.months().checked_mul(n)?))
+    }
+
+    /// Position in [`Term::ALL`], for tables indexed by term.
+    pub(crate) fn index(self) -> usize {
+        Term::ALL.iter().position(|t| *t == self).unwrap_or(0)
     }
 }
 
@@ -164,6 +178,18 @@ mod tests {
             assert_eq!(t.as_str().parse::<Term>().unwrap(), t);
         }
         assert!("P6M".parse::<Term>().is_err());
+    }
+
+    #[test]
+    fn terms_end_on_the_same_day_of_the_month_clamped_to_the_months_end() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let jan31 = at("2027-01-31T10:00:00Z");
+        assert_eq!(Term::P1M.end_of_term(jan31, 1), Some(at("2027-02-28T10:00:00Z")));
+        assert_eq!(Term::P1M.end_of_term(jan31, 2), Some(at("2027-03-31T10:00:00Z")));
+        assert_eq!(Term::P1M.end_of_term(at("2028-01-31T00:00:00Z"), 1), Some(at("2028-02-29T00:00:00Z")));
+        assert_eq!(Term::P1Y.end_of_term(at("2028-02-29T00:00:00Z"), 1), Some(at("2029-02-28T00:00:00Z")));
+        assert_eq!(Term::P3Y.end_of_term(at("2027-01-05T00:00:00Z"), 2), Some(at("2033-01-05T00:00:00Z")));
+        assert_eq!(Term::P1M.end_of_term(jan31, u32::MAX), None);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use crate::catalog::Plan;
 use crate::event::{OperationOutcome, Purchase, SourceKind};
+use crate::lifecycle::Deadline;
 use crate::policy::Policy;
+use chrono::Duration;
 use uuid::Uuid;
 
 /// A purchase as the partner asked for it, with what only the command needs: the catalog plan
@@ -84,6 +86,18 @@ pub enum Command {
         /// Succeeded or failed.
         outcome: OperationOutcome,
     },
+    /// System (the scheduler): act on a deadline that fell due, if it still is the
+    /// subscription's next one ([`Subscription::next_deadline`](crate::Subscription::next_deadline)).
+    ReachDeadline(Deadline),
+    /// Billing system: suspend an active subscription (a failed payment, say).
+    Suspend {
+        /// Why (`paymentFailed`, ...).
+        reason: String,
+        /// How long it may stay suspended before the system cancels it (policy in force).
+        grace: Duration,
+    },
+    /// Billing system: lift a suspension.
+    Reinstate,
 }
 
 /// A plan or quantity change, with the catalog plan that bounds the result.

@@ -8,10 +8,12 @@
 
 use crate::command::{Command, PurchaseOrder};
 use crate::event::{Cancellation, Event, Purchase, SourceKind};
+use crate::lifecycle;
 use crate::operations;
 use crate::rejection::Rejection;
 use crate::rules::{
-    check_friendly_name, check_licenses, check_mpn_id, check_quantity, check_setup, ensure_not_terminal, invalid,
+    check_friendly_name, check_licenses, check_mpn_id, check_quantity, check_setup, ensure_not_suspended,
+    ensure_not_terminal, invalid,
 };
 use crate::subscription::Subscription;
 use chrono::{DateTime, Utc};
@@ -51,6 +53,10 @@ pub fn decide(state: Option<&Subscription>, command: &Command, now: DateTime<Utc
             if *quantity == s.purchase.quantity {
                 return Ok(vec![]);
             }
+            ensure_not_suspended(s)?;
+            if let Some(assigned) = s.licenses_assigned.filter(|assigned| quantity < assigned) {
+                return Err(Rejection::QuantityBelowAssignedLicenses { assigned, quantity: *quantity });
+            }
             Ok(vec![Event::QuantityChanged { previous_quantity: s.purchase.quantity, quantity: *quantity }])
         }
         Command::ChangeNickname { friendly_name } => {
@@ -89,6 +95,9 @@ pub fn decide(state: Option<&Subscription>, command: &Command, now: DateTime<Utc
         Command::CompleteOperation { operation_id, outcome } => {
             operations::decide_completion(s, *operation_id, *outcome)
         }
+        Command::ReachDeadline(deadline) => Ok(lifecycle::decide_deadline(s, deadline, now)),
+        Command::Suspend { reason, grace } => lifecycle::decide_suspend(s, reason, *grace, now),
+        Command::Reinstate => lifecycle::decide_reinstate(s),
     }
 }
 
@@ -119,7 +128,9 @@ fn decide_purchase(order: &PurchaseOrder, now: DateTime<Utc>) -> Result<Vec<Even
     }
     Ok(vec![Event::SubscriptionPurchased {
         purchase: Purchase { friendly_name, ..purchase.clone() },
-        cancellation_allowed_until: now + order.policy.cancellation_window,
+        cancellation_allowed_until: now + order.policy.cancellation_window_for(purchase.term),
+        activation_deadline: Some(now + order.policy.activation_deadline),
+        licenses_required: Some(order.policy.licenses_required),
     }])
 }
 
@@ -134,11 +145,29 @@ mod tests {
     #[test]
     fn purchase_records_the_window_end_from_the_policy() {
         let events = decide(None, &purchase_command(5), t0()).unwrap();
-        let Event::SubscriptionPurchased { purchase, cancellation_allowed_until } = &events[0] else {
+        let Event::SubscriptionPurchased {
+            purchase,
+            cancellation_allowed_until,
+            activation_deadline,
+            licenses_required,
+        } = &events[0]
+        else {
             panic!("{events:?}")
         };
         assert_eq!(*cancellation_allowed_until, t0() + Duration::hours(72));
+        assert_eq!(*activation_deadline, Some(t0() + Duration::days(30)));
+        assert_eq!(*licenses_required, Some(crate::policy::LicensesRequired::All));
         assert_eq!(purchase.quantity, 5);
+    }
+
+    #[test]
+    fn a_term_override_sets_the_purchase_window() {
+        let mut order = purchase_order(5);
+        order.purchase.term = Term::P1Y;
+        order.policy.cancellation_window_by_term[1] = Some(Duration::hours(168));
+        let events = decide_purchase(&order, t0()).unwrap();
+        let Event::SubscriptionPurchased { cancellation_allowed_until, .. } = &events[0] else { panic!("{events:?}") };
+        assert_eq!(*cancellation_allowed_until, t0() + Duration::hours(168));
     }
 
     #[test]

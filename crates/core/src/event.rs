@@ -5,6 +5,7 @@
 //! know, and old versions are upcast in [`Event::decode`], never rewritten in the log.
 
 use crate::catalog::{BillingCycle, Term};
+use crate::policy::LicensesRequired;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -157,6 +158,15 @@ pub enum Event {
         purchase: Purchase,
         /// Last instant a partner may cancel with a refund (purchase time + policy window).
         cancellation_allowed_until: DateTime<Utc>,
+        /// When the system cancels the subscription if it is still pending (purchase time +
+        /// `policy.activation_deadline_days`). Absent on purchases recorded before the deadline
+        /// existed: those get the default 30 days from their purchase.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation_deadline: Option<DateTime<Utc>>,
+        /// How many licenses must be assigned before billing starts. Absent on purchases
+        /// recorded before the rule was configurable: those keep the old rule, `any`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        licenses_required: Option<LicensesRequired>,
     },
     /// The publisher assigned licenses to the customer's users.
     #[serde(rename = "subscription.licenses_assigned", rename_all = "camelCase")]
@@ -222,6 +232,39 @@ pub enum Event {
         /// Succeeded (the change applies) or failed (nothing changes).
         outcome: OperationOutcome,
     },
+    /// A term ended with auto-renew on and the next one began (source `system`, occurred at
+    /// the end of the previous term).
+    #[serde(rename = "subscription.renewed", rename_all = "camelCase")]
+    Renewed {
+        /// Number of the term that begins (2 for the first renewal).
+        term_number: u32,
+        /// Start of the new term (the end of the previous one).
+        term_start: DateTime<Utc>,
+        /// End of the new term.
+        term_end: DateTime<Utc>,
+        /// Last instant of the new term's refundable cancellation window.
+        cancellation_allowed_until: DateTime<Utc>,
+    },
+    /// A term ended with auto-renew off; this is terminal (source `system`, occurred at the end
+    /// of the term).
+    #[serde(rename = "subscription.expired", rename_all = "camelCase")]
+    Expired {
+        /// Number of the term that ended.
+        term_number: u32,
+    },
+    /// The billing system suspended the subscription (a failed payment, say): nothing is
+    /// billed and no quantity or plan changes are accepted until it is reinstated.
+    #[serde(rename = "subscription.suspended", rename_all = "camelCase")]
+    Suspended {
+        /// Why (`paymentFailed`, or the billing system's own reason).
+        reason: String,
+        /// When the system cancels it if it is still suspended (suspension time +
+        /// `policy.suspension_grace_days`).
+        grace_until: DateTime<Utc>,
+    },
+    /// The billing system lifted the suspension; billing resumes.
+    #[serde(rename = "subscription.reinstated", rename_all = "camelCase")]
+    Reinstated {},
 }
 
 /// Why stored bytes could not be read as an event: surfaced by replay and verify tools, so it
@@ -267,6 +310,10 @@ impl Event {
             Event::Cancelled(_) => "subscription.cancelled",
             Event::OperationRequested { .. } => "subscription.operation_requested",
             Event::OperationCompleted { .. } => "subscription.operation_completed",
+            Event::Renewed { .. } => "subscription.renewed",
+            Event::Expired { .. } => "subscription.expired",
+            Event::Suspended { .. } => "subscription.suspended",
+            Event::Reinstated {} => "subscription.reinstated",
         }
     }
 
@@ -413,6 +460,31 @@ mod tests {
     }
 
     #[test]
+    fn purchases_recorded_before_the_deadline_and_license_rule_stay_readable() {
+        let mut data = Event::SubscriptionPurchased {
+            purchase: crate::test_support::purchase_order(3).purchase,
+            cancellation_allowed_until: "2026-01-04T00:00:00Z".parse().unwrap(),
+            activation_deadline: None,
+            licenses_required: None,
+        }
+        .data();
+        assert!(data.get("activationDeadline").is_none() && data.get("licensesRequired").is_none(), "{data}");
+        data.as_object_mut().unwrap().remove("activationDeadline");
+        let event = Event::decode("subscription.purchased", 1, data).unwrap();
+        assert!(matches!(
+            event,
+            Event::SubscriptionPurchased { activation_deadline: None, licenses_required: None, .. }
+        ));
+    }
+
+    #[test]
+    fn a_reinstatement_has_empty_data() {
+        let data = Event::Reinstated {}.data();
+        assert_eq!(data, serde_json::json!({}));
+        assert_eq!(Event::decode("subscription.reinstated", 1, data).unwrap(), Event::Reinstated {});
+    }
+
+    #[test]
     fn unknown_fields_are_tolerated_on_read() {
         let env = envelope(Event::AutoRenewChanged { auto_renew: false });
         let mut json = env.to_json();
@@ -443,11 +515,15 @@ mod tests {
         let event = Event::SubscriptionPurchased {
             purchase: crate::test_support::purchase_order(3).purchase,
             cancellation_allowed_until: "2026-01-04T00:00:00Z".parse().unwrap(),
+            activation_deadline: Some("2026-01-31T00:00:00Z".parse().unwrap()),
+            licenses_required: Some(LicensesRequired::All),
         };
         let data = event.data();
         assert_eq!(data["planId"], "standard");
         assert_eq!(data["cancellationAllowedUntil"], "2026-01-04T00:00:00Z");
-        assert_eq!(data.as_object().unwrap().len(), 15, "{data}");
+        assert_eq!(data["activationDeadline"], "2026-01-31T00:00:00Z");
+        assert_eq!(data["licensesRequired"], "all");
+        assert_eq!(data.as_object().unwrap().len(), 17, "{data}");
         assert_eq!(Event::decode(event.type_name(), 1, data).unwrap(), event);
     }
 
@@ -471,6 +547,15 @@ mod tests {
                 quantity: 4,
             },
             Event::OperationCompleted { operation_id: Uuid::from_u128(1), outcome: OperationOutcome::Failed },
+            Event::Renewed {
+                term_number: 2,
+                term_start: "2027-01-05T00:00:00Z".parse().unwrap(),
+                term_end: "2027-02-05T00:00:00Z".parse().unwrap(),
+                cancellation_allowed_until: "2027-01-08T00:00:00Z".parse().unwrap(),
+            },
+            Event::Expired { term_number: 3 },
+            Event::Suspended { reason: "paymentFailed".into(), grace_until: "2027-02-04T00:00:00Z".parse().unwrap() },
+            Event::Reinstated {},
         ];
         for e in events {
             let decoded = Event::decode(e.type_name(), 1, e.data()).unwrap();

@@ -5,6 +5,7 @@
 
 use crate::catalog::{BillingCycle, Term};
 use crate::event::{Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
+use crate::policy::LicensesRequired;
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -43,10 +44,13 @@ pub fn purchase_of(customer: &str, authorization_code: &str) -> Purchase {
     }
 }
 
-/// [`purchase_of`] as a log event, cancellable until now.
+/// [`purchase_of`] as a log event, cancellable until now, billed once any license is assigned,
+/// cancelled by the system if still pending in 30 days.
 pub fn purchase(customer: &str, authorization_code: &str) -> Event {
     Event::SubscriptionPurchased {
         purchase: purchase_of(customer, authorization_code),
         cancellation_allowed_until: Utc::now(),
+        activation_deadline: Some(Utc::now() + chrono::Duration::days(30)),
+        licenses_required: Some(LicensesRequired::Any),
     }
 }

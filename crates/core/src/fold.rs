@@ -9,10 +9,12 @@
 
 use crate::billing::{BillingEvent, BillingEventKind};
 use crate::event::{Event, EventEnvelope};
+use crate::lifecycle::{self, default_activation_deadline};
 use crate::operations;
+use crate::policy::LicensesRequired;
 use crate::rejection::Rejection;
 use crate::rules::{check_licenses, check_setup, ensure_not_terminal};
-use crate::subscription::{Status, Subscription};
+use crate::subscription::{Status, Subscription, TermPeriod};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -54,7 +56,13 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
     match state {
         Some(s) if s.seen_event_ids.contains(&id) => (Some(s), vec![Effect::Duplicate { event_id: id }]),
         None => match &envelope.event {
-            Event::SubscriptionPurchased { purchase, cancellation_allowed_until } => {
+            Event::SubscriptionPurchased {
+                purchase,
+                cancellation_allowed_until,
+                activation_deadline,
+                licenses_required,
+            } => {
+                let purchased_at = envelope.occurred_at;
                 let subscription = Subscription {
                     id: envelope.subscription_id,
                     purchase: purchase.clone(),
@@ -67,6 +75,14 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
                     cancelled_at: None,
                     cancellation: None,
                     operations: Vec::new(),
+                    current_term: None,
+                    activation_deadline: Some(
+                        activation_deadline.unwrap_or_else(|| default_activation_deadline(purchased_at)),
+                    ),
+                    licenses_required: licenses_required.unwrap_or(LicensesRequired::Any),
+                    cancellation_window_seconds: (*cancellation_allowed_until - purchased_at).num_seconds().max(0),
+                    suspension: None,
+                    expired_at: None,
                     version: 1,
                     updated_at: envelope.occurred_at,
                     seen_event_ids: [id].into(),
@@ -130,15 +146,22 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
             let previous_quantity = s.purchase.quantity;
             s.purchase.quantity = *quantity;
             if s.is_billing() && previous_quantity != *quantity {
-                let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: *quantity };
+                let refundable = *quantity < previous_quantity && at <= s.cancellation_allowed_until;
+                let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: *quantity, refundable };
                 effects.push(Effect::Billing(BillingEvent::new(kind, s, id, at)));
+            } else {
+                // Fewer licenses bought may now be all assigned.
+                effects.extend(start_billing_when_ready(s, id, at));
             }
         }
         Event::NicknameChanged { friendly_name } => s.purchase.friendly_name = friendly_name.clone(),
         Event::AutoRenewChanged { auto_renew } => s.purchase.auto_renew = *auto_renew,
         Event::IndirectResellerSet { mpn_id } => s.purchase.indirect_reseller_mpn_id = Some(mpn_id.clone()),
         Event::Cancelled(cancellation) => {
-            let was_billing = s.is_billing();
+            // A suspended subscription is not charged, but billing has not ended either: its
+            // cancellation stops it for good.
+            let was_billing =
+                s.billing_started_at.is_some() && matches!(s.status, Status::Subscribed | Status::Suspended);
             s.status = Status::Unsubscribed;
             s.cancelled_at = Some(at);
             s.cancellation = Some(cancellation.clone());
@@ -160,19 +183,30 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
         Event::OperationCompleted { operation_id, outcome } => {
             effects.extend(operations::complete(s, *operation_id, *outcome, id, at)?);
         }
+        Event::Renewed { term_number, term_start, term_end, cancellation_allowed_until } => {
+            let term = TermPeriod { number: *term_number, start_date: *term_start, end_date: *term_end };
+            effects.push(lifecycle::renew(s, term, *cancellation_allowed_until, id, at)?);
+        }
+        Event::Expired { term_number } => effects.push(lifecycle::expire(s, *term_number, id, at)?),
+        Event::Suspended { reason, grace_until } => effects.push(lifecycle::suspend(s, reason, *grace_until, id, at)?),
+        Event::Reinstated {} => effects.push(lifecycle::reinstate(s, id, at)?),
     }
     Ok(effects)
 }
 
-/// The billing rule: billing starts when both licenses are assigned and setup is confirmed,
-/// whichever came last, exactly once, and only while the subscription is pending.
+/// The billing rule: billing starts when the licenses the purchase's rule requires are assigned
+/// (all bought, or any one) and setup is confirmed, whichever came last, exactly once, and only
+/// while the subscription is pending. The first term starts with it.
 fn start_billing_when_ready(s: &mut Subscription, event_id: Uuid, at: chrono::DateTime<chrono::Utc>) -> Option<Effect> {
-    let ready = s.licenses_assigned.is_some() && s.setup_confirmed;
-    if !ready || s.billing_started_at.is_some() || s.status != Status::PendingFulfillment {
+    let licensed = s.licenses_assigned.is_some_and(|n| s.licenses_required.satisfied_by(n, s.purchase.quantity));
+    if !licensed || !s.setup_confirmed || s.billing_started_at.is_some() || s.status != Status::PendingFulfillment {
         return None;
     }
+    // A term end beyond the year 262,143 cannot be represented; such a term never ends.
+    let end_date = s.purchase.term.end_of_term(at, 1).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     s.status = Status::Subscribed;
     s.billing_started_at = Some(at);
+    s.current_term = Some(TermPeriod { number: 1, start_date: at, end_date });
     let kind = BillingEventKind::Started { quantity: s.purchase.quantity };
     Some(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
 }
@@ -221,12 +255,47 @@ mod tests {
     #[test]
     fn billing_starts_after_setup_then_licenses() {
         let events =
-            [envelope(purchase_event(5)), envelope(setup(5)), envelope(Event::LicensesAssigned { assigned_count: 2 })];
+            [envelope(purchase_event(5)), envelope(setup(5)), envelope(Event::LicensesAssigned { assigned_count: 5 })];
         let folded = fold(None, &events);
         assert_eq!(billing_types(&folded.effects), ["billing.started"]);
         let Effect::Billing(b) = &folded.effects[0] else { panic!() };
         assert_eq!(b.caused_by_event_id, events[2].event_id);
         assert_eq!(b.kind, BillingEventKind::Started { quantity: 5 });
+    }
+
+    #[test]
+    fn billing_waits_for_every_license_unless_the_purchase_needs_any() {
+        let some_licenses = |rule| {
+            let Event::SubscriptionPurchased { purchase, cancellation_allowed_until, activation_deadline, .. } =
+                purchase_event(5)
+            else {
+                unreachable!()
+            };
+            let bought = Event::SubscriptionPurchased {
+                purchase,
+                cancellation_allowed_until,
+                activation_deadline,
+                licenses_required: rule,
+            };
+            fold(None, &[envelope(bought), envelope(setup(5)), envelope(Event::LicensesAssigned { assigned_count: 2 })])
+        };
+        let all = some_licenses(Some(LicensesRequired::All));
+        assert!(billing_types(&all.effects).is_empty());
+        assert_eq!(all.state.unwrap().status, Status::PendingFulfillment);
+        // A purchase recorded before the rule existed keeps the old rule: any license will do.
+        for rule in [Some(LicensesRequired::Any), None] {
+            assert_eq!(billing_types(&some_licenses(rule).effects), ["billing.started"], "{rule:?}");
+        }
+    }
+
+    #[test]
+    fn billing_starts_the_first_term_for_the_bought_duration() {
+        let events =
+            [envelope(purchase_event(5)), envelope(setup(5)), envelope(Event::LicensesAssigned { assigned_count: 5 })];
+        let s = fold(None, &events).state.unwrap();
+        let term = s.current_term.unwrap();
+        assert_eq!((term.number, term.start_date), (1, t0()));
+        assert_eq!(term.end_date, "2026-04-01T12:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap());
     }
 
     #[test]
@@ -401,6 +470,15 @@ mod properties {
                 outcome: if ok { OperationOutcome::Succeeded } else { OperationOutcome::Failed },
             }),
             (3u32..7).prop_map(purchase_event),
+            (1u32..4).prop_map(|n| Event::Renewed {
+                term_number: n,
+                term_start: t0(),
+                term_end: t0() + chrono::Duration::days(30),
+                cancellation_allowed_until: t0(),
+            }),
+            (0u32..3).prop_map(|n| Event::Expired { term_number: n }),
+            Just(Event::Suspended { reason: "paymentFailed".into(), grace_until: t0() }),
+            Just(Event::Reinstated {}),
         ]
     }
 
@@ -433,6 +511,7 @@ mod properties {
             let folded = fold(None, &stream);
             prop_assert!(count(&folded.effects, "billing.started") <= 1);
             prop_assert!(count(&folded.effects, "billing.stopped") <= count(&folded.effects, "billing.started"));
+            prop_assert!(count(&folded.effects, "billing.resumed") <= count(&folded.effects, "billing.suspended"));
         }
 
         #[test]
@@ -444,7 +523,7 @@ mod properties {
                 if cancelled {
                     prop_assert!(!effects.iter().any(|e| matches!(e, Effect::Billing(_))), "billing after cancel: {effects:?}");
                 }
-                cancelled = next.as_ref().is_some_and(|s| s.status == Status::Unsubscribed);
+                cancelled = next.as_ref().is_some_and(|s| s.status.is_terminal());
                 state = next;
             }
         }
@@ -455,10 +534,11 @@ mod properties {
             let s = folded.state.unwrap();
             let started = count(&folded.effects, "billing.started") == 1;
             prop_assert_eq!(started, s.billing_started_at.is_some());
+            let licensed = s.licenses_assigned.is_some_and(|n| s.licenses_required.satisfied_by(n, s.purchase.quantity));
             if started {
                 prop_assert!(s.setup_confirmed && s.licenses_assigned.is_some());
             } else if s.status != Status::Unsubscribed {
-                prop_assert!(!(s.setup_confirmed && s.licenses_assigned.is_some()));
+                prop_assert!(!(s.setup_confirmed && licensed));
             }
         }
 

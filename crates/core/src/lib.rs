@@ -17,9 +17,15 @@
 //! [`explain`] is the same fold told event by event (outcome, status after, billing caused),
 //! for everything that shows a subscription's history to people.
 //!
-//! Invariants kept here: billing starts only when both licenses are assigned and setup is
-//! confirmed, in either order, exactly once, never after cancellation; a duplicate event id is a
-//! no-op; an unsubscribed subscription is terminal.
+//! Time is data too: [`Subscription::next_deadline`] says when a term ends (renewal or expiry),
+//! when a pending subscription's activation deadline or a suspension's grace period runs out;
+//! a scheduler outside asks `decide` to reach it ([`Command::ReachDeadline`]) once the wall
+//! clock passed it, and the event is recorded as occurring at the deadline.
+//!
+//! Invariants kept here: billing starts only when the required licenses are assigned and setup
+//! is confirmed, in either order, exactly once, never after cancellation; each term renews at
+//! most once; nothing is billed while pending, suspended, expired or cancelled; a duplicate
+//! event id is a no-op; an unsubscribed or expired subscription is terminal.
 
 mod billing;
 mod catalog;
@@ -27,6 +33,7 @@ mod command;
 mod decide;
 mod event;
 mod fold;
+mod lifecycle;
 mod operations;
 mod policy;
 mod rejection;
@@ -43,9 +50,12 @@ pub use event::{
     SubscriptionId, EVENT_SCHEMA_VERSION,
 };
 pub use fold::{apply, fold, Effect, Folded};
-pub use policy::Policy;
+pub use lifecycle::{
+    Deadline, DeadlineKind, ACTIVATION_DEADLINE_REASON, EXPIRED_REASON, SUSPENSION_GRACE_EXPIRED_REASON,
+};
+pub use policy::{LicensesRequired, Policy};
 pub use rejection::Rejection;
-pub use subscription::{Operation, OperationStatus, Status, Subscription};
+pub use subscription::{Operation, OperationStatus, Status, Subscription, Suspension, TermPeriod};
 pub use timeline::{explain, Explained, Outcome, Timeline};
 
 #[cfg(test)]

@@ -116,7 +116,11 @@ pub(crate) fn complete(
             effects.push(Effect::Billing(BillingEvent::new(kind, s, event_id, at)));
         }
         if previous_quantity != s.purchase.quantity {
-            let kind = BillingEventKind::QuantityChanged { previous_quantity, quantity: s.purchase.quantity };
+            let kind = BillingEventKind::QuantityChanged {
+                previous_quantity,
+                quantity: s.purchase.quantity,
+                refundable: s.purchase.quantity < previous_quantity && at <= s.cancellation_allowed_until,
+            };
             effects.push(Effect::Billing(BillingEvent::new(kind, s, event_id, at)));
         }
     }
@@ -143,7 +147,9 @@ fn ensure_subscribed(s: &Subscription) -> Result<(), Rejection> {
     match s.status {
         Status::Subscribed => Ok(()),
         Status::PendingFulfillment => Err(Rejection::NotSubscribed("pending fulfillment")),
+        Status::Suspended => crate::rules::ensure_not_suspended(s),
         Status::Unsubscribed => Err(Rejection::Unsubscribed),
+        Status::Expired => Err(Rejection::Expired),
     }
 }
 
@@ -178,7 +184,7 @@ mod tests {
     }
 
     fn active(quantity: u32) -> Subscription {
-        let s = after(purchased(quantity), Event::LicensesAssigned { assigned_count: 1 });
+        let s = after(purchased(quantity), Event::LicensesAssigned { assigned_count: quantity });
         after(s, setup(quantity))
     }
 
@@ -241,7 +247,7 @@ mod tests {
         assert_eq!(s.purchase.quantity, 9);
         assert_eq!(s.operation(op(1)).unwrap().status, OperationStatus::Succeeded);
         let Effect::Billing(b) = &effects[0] else { panic!("{effects:?}") };
-        assert_eq!(b.kind, BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 9 });
+        assert_eq!(b.kind, BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 9, refundable: false });
         // Reporting the same outcome again changes nothing; the opposite one is refused.
         assert_eq!(complete(&s, 1, OperationOutcome::Succeeded).unwrap(), vec![]);
         assert!(matches!(complete(&s, 1, OperationOutcome::Failed), Err(Rejection::OperationAlreadyCompleted { .. })));

@@ -85,6 +85,35 @@ pub enum Rejection {
         /// The newer operation.
         newer: Uuid,
     },
+    /// The last term ended without renewal; nothing changes it any more.
+    #[error("subscription expired at the end of its term; it cannot be changed")]
+    Expired,
+    /// The billing system suspended the subscription; quantity and plan stay as they are until
+    /// it is reinstated.
+    #[error("subscription is suspended ({reason}); quantity and plan cannot change until it is reinstated")]
+    Suspended {
+        /// The suspension's reason.
+        reason: String,
+    },
+    /// Only a suspended subscription can be reinstated.
+    #[error("subscription is not suspended; it is {0}")]
+    NotSuspended(&'static str),
+    /// A renewal or expiry for another term than the current one (it raced another).
+    #[error("term {reported} cannot end: the current term is {current}")]
+    TermMismatch {
+        /// The current term's number.
+        current: u32,
+        /// The term the event ends.
+        reported: u32,
+    },
+    /// A partner decrease below the licenses the publisher reported assigned.
+    #[error("quantity {quantity} is below the {assigned} licenses the publisher has assigned; the publisher must first report fewer assigned")]
+    QuantityBelowAssignedLicenses {
+        /// Licenses assigned.
+        assigned: u32,
+        /// Quantity asked for.
+        quantity: u32,
+    },
     /// A partner tried to cancel after the refundable window.
     #[error("the cancellation window closed at {closed_at}")]
     CancellationWindowClosed {
@@ -111,6 +140,11 @@ impl Rejection {
             Rejection::SetupAlreadyConfirmed { .. } => "setup-already-confirmed",
             Rejection::LicensesExceedQuantity { .. } => "licenses-exceed-quantity",
             Rejection::CancellationWindowClosed { .. } => "cancellation-window-closed",
+            Rejection::Expired => "expired",
+            Rejection::Suspended { .. } => "suspended",
+            Rejection::NotSuspended(_) => "not-suspended",
+            Rejection::TermMismatch { .. } => "term-mismatch",
+            Rejection::QuantityBelowAssignedLicenses { .. } => "quantity-below-assigned-licenses",
             Rejection::NotSubscribed(_) => "not-subscribed",
             Rejection::SameValue { .. } => "same-value",
             Rejection::OperationNotFound => "operation-not-found",

@@ -14,10 +14,20 @@ pub(crate) fn invalid(field: &'static str, message: String) -> Rejection {
     Rejection::InvalidField { field, message }
 }
 
-/// Rule: an unsubscribed subscription is terminal. The fold re-checks it.
+/// Rule: an unsubscribed or expired subscription is terminal. The fold re-checks it.
 pub(crate) fn ensure_not_terminal(s: &Subscription) -> Result<(), Rejection> {
-    if s.status == Status::Unsubscribed {
-        return Err(Rejection::Unsubscribed);
+    match s.status {
+        Status::Unsubscribed => Err(Rejection::Unsubscribed),
+        Status::Expired => Err(Rejection::Expired),
+        _ => Ok(()),
+    }
+}
+
+/// Rule: a suspended subscription keeps its quantity and plan until it is reinstated.
+pub(crate) fn ensure_not_suspended(s: &Subscription) -> Result<(), Rejection> {
+    if s.status == Status::Suspended {
+        let reason = s.suspension.as_ref().map_or_else(String::new, |x| x.reason.clone());
+        return Err(Rejection::Suspended { reason });
     }
     Ok(())
 }

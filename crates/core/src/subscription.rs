@@ -2,6 +2,7 @@
 //! commands against.
 
 use crate::event::{Cancellation, OperationAction, Purchase, SourceKind, SubscriptionId};
+use crate::policy::LicensesRequired;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -16,19 +17,66 @@ pub enum Status {
     PendingFulfillment,
     /// Billing is active.
     Subscribed,
+    /// Suspended by the billing system (a failed payment): nothing is billed, no quantity or
+    /// plan change is accepted, until it is reinstated or the grace period ends.
+    Suspended,
     /// Cancelled; terminal.
     Unsubscribed,
+    /// The last term ended with auto-renew off; terminal.
+    Expired,
 }
 
 impl Status {
-    /// The Partner Center spelling (`pending`, `active`, `deleted`).
+    /// The Partner Center spelling (`pending`, `active`, `suspended`, `deleted`, `expired`).
     pub fn partner_center_name(self) -> &'static str {
         match self {
             Status::PendingFulfillment => "pending",
             Status::Subscribed => "active",
+            Status::Suspended => "suspended",
             Status::Unsubscribed => "deleted",
+            Status::Expired => "expired",
         }
     }
+
+    /// The SaaS Fulfillment API spelling (`saasSubscriptionStatus`): an expired subscription
+    /// is `Unsubscribed` there, as the marketplace reports it.
+    pub fn saas_name(self) -> &'static str {
+        match self {
+            Status::PendingFulfillment => "PendingFulfillmentStart",
+            Status::Subscribed => "Subscribed",
+            Status::Suspended => "Suspended",
+            Status::Unsubscribed | Status::Expired => "Unsubscribed",
+        }
+    }
+
+    /// Whether nothing changes the subscription any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Unsubscribed | Status::Expired)
+    }
+}
+
+/// One commitment term: its number (1 for the first) and when it starts and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TermPeriod {
+    /// 1 for the first term, 2 after the first renewal, ...
+    pub number: u32,
+    /// When it started.
+    pub start_date: DateTime<Utc>,
+    /// When it ends (renews or expires).
+    pub end_date: DateTime<Utc>,
+}
+
+/// Why and until when a subscription is suspended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suspension {
+    /// The billing system's reason (`paymentFailed`, ...).
+    pub reason: String,
+    /// When it was suspended.
+    pub suspended_at: DateTime<Utc>,
+    /// When the system cancels it if it is still suspended.
+    pub grace_until: DateTime<Utc>,
 }
 
 /// Where a SaaS API operation stands (the spec's `SaaSOperation.status`).
@@ -94,6 +142,26 @@ pub struct Subscription {
     /// SaaS API operations, oldest first.
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// The term billed now; set when billing starts, advanced by each renewal.
+    #[serde(default)]
+    pub current_term: Option<TermPeriod>,
+    /// When the system cancels the subscription if it is still pending.
+    #[serde(default)]
+    pub activation_deadline: Option<DateTime<Utc>>,
+    /// How many licenses must be assigned before billing starts (recorded at purchase).
+    #[serde(default)]
+    pub licenses_required: LicensesRequired,
+    /// Length of the refundable cancellation window, in seconds, as recorded at purchase; each
+    /// renewal opens a window of the same length.
+    #[serde(default)]
+    pub cancellation_window_seconds: i64,
+    /// The suspension in force, while suspended (kept when a suspended subscription is
+    /// cancelled, so its history says so).
+    #[serde(default)]
+    pub suspension: Option<Suspension>,
+    /// When the last term ended without renewal, if it did.
+    #[serde(default)]
+    pub expired_at: Option<DateTime<Utc>>,
     /// Number of events applied; the concurrency token behind the partner API's etag.
     pub version: u64,
     /// When the last applied event happened.
@@ -160,6 +228,12 @@ mod tests {
             "cancelledAt",
             "cancellation",
             "operations",
+            "currentTerm",
+            "activationDeadline",
+            "licensesRequired",
+            "cancellationWindowSeconds",
+            "suspension",
+            "expiredAt",
             "version",
             "updatedAt",
             "seenEventIds",
@@ -176,5 +250,16 @@ mod tests {
         assert_eq!(Status::PendingFulfillment.partner_center_name(), "pending");
         assert_eq!(Status::Subscribed.partner_center_name(), "active");
         assert_eq!(Status::Unsubscribed.partner_center_name(), "deleted");
+        assert_eq!(Status::Suspended.partner_center_name(), "suspended");
+        assert_eq!(Status::Expired.partner_center_name(), "expired");
+    }
+
+    #[test]
+    fn saas_status_names() {
+        assert_eq!(Status::PendingFulfillment.saas_name(), "PendingFulfillmentStart");
+        assert_eq!(Status::Suspended.saas_name(), "Suspended");
+        assert_eq!(Status::Expired.saas_name(), "Unsubscribed");
+        assert!(Status::Expired.is_terminal() && Status::Unsubscribed.is_terminal());
+        assert!(!Status::Suspended.is_terminal());
     }
 }

@@ -1,0 +1,263 @@
+//! A subscription's life in time: terms that renew or expire, the activation deadline of a
+//! subscription the publisher never fulfils, and suspension by the billing system with its
+//! grace period. Both halves live here, as for operations: what `decide` answers and what
+//! `apply` does with the events, so the rules of time read in one place.
+//!
+//! Time enters as data. [`Subscription::next_deadline`] computes the next deadline from the
+//! state alone; a scheduler (an adapter, reading the wall clock) asks `decide` to reach it once
+//! it is due, and the event it causes is recorded with `occurred_at` = the deadline and an id
+//! derived from the deadline ([`Deadline::event_id`]), so two schedulers, a restart or a replay
+//! can never record it twice, and the stream version decides races with partner and publisher
+//! commands. The fold never reads a clock.
+
+use crate::billing::{BillingEvent, BillingEventKind};
+use crate::event::{Cancellation, Event, SourceKind, SubscriptionId};
+use crate::fold::Effect;
+use crate::rejection::Rejection;
+use crate::subscription::{Status, Subscription, Suspension, TermPeriod};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Namespace of the ids of events caused by deadlines (UUID v5). Never change it: a scheduler
+/// of another release must derive the same id for the same deadline.
+const DEADLINE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_71d4_93b8_4e0a_a5c6_1d7e_48b2_9f63);
+
+/// Cancellation reason of a subscription still pending at its activation deadline.
+pub const ACTIVATION_DEADLINE_REASON: &str = "activationDeadline";
+/// Cancellation reason of a subscription still suspended at the end of its grace period.
+pub const SUSPENSION_GRACE_EXPIRED_REASON: &str = "suspensionGraceExpired";
+/// `billing.stopped` reason of a subscription whose last term ended.
+pub const EXPIRED_REASON: &str = "expired";
+
+/// The activation deadline of purchases recorded before it was part of the purchase event.
+pub(crate) fn default_activation_deadline(purchased_at: DateTime<Utc>) -> DateTime<Utc> {
+    purchased_at + Duration::days(30)
+}
+
+/// What happens when a deadline falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeadlineKind {
+    /// The term ends with auto-renew on: the next term begins.
+    Renewal,
+    /// The term ends with auto-renew off: the subscription expires.
+    Expiry,
+    /// Still pending: the system cancels it (`activationDeadline`).
+    ActivationDeadline,
+    /// Still suspended: the system cancels it (`suspensionGraceExpired`).
+    SuspensionGraceExpired,
+}
+
+impl DeadlineKind {
+    /// The camelCase spelling, for ids, logs and views.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineKind::Renewal => "renewal",
+            DeadlineKind::Expiry => "expiry",
+            DeadlineKind::ActivationDeadline => "activationDeadline",
+            DeadlineKind::SuspensionGraceExpired => "suspensionGraceExpired",
+        }
+    }
+}
+
+/// The next thing time does to a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deadline {
+    /// What happens.
+    pub kind: DeadlineKind,
+    /// When it falls due (the event it causes occurs at this instant).
+    pub due_at: DateTime<Utc>,
+    /// The term it belongs to (0 before billing started).
+    pub term_number: u32,
+}
+
+impl Deadline {
+    /// The id of the event this deadline causes on subscription `id`: the same deadline always
+    /// yields the same id, whoever reaches it and however often.
+    pub fn event_id(&self, id: SubscriptionId) -> Uuid {
+        let name = format!("{id}/{}/{}/{}", self.kind.as_str(), self.term_number, self.due_at.timestamp_micros());
+        Uuid::new_v5(&DEADLINE_ID_NAMESPACE, name.as_bytes())
+    }
+}
+
+impl Subscription {
+    /// The next deadline, computed from the state alone: the activation deadline while pending,
+    /// the term's end while subscribed (renewal or expiry, by the auto-renew setting), the end of
+    /// the grace period while suspended (a suspended subscription neither renews nor expires; a
+    /// term that ended meanwhile renews or expires as soon as it is reinstated), none once ended.
+    pub fn next_deadline(&self) -> Option<Deadline> {
+        let term_number = self.current_term.map_or(0, |t| t.number);
+        let (kind, due_at) = match self.status {
+            Status::PendingFulfillment => (
+                DeadlineKind::ActivationDeadline,
+                self.activation_deadline.unwrap_or_else(|| default_activation_deadline(self.purchased_at)),
+            ),
+            Status::Subscribed => {
+                let term = self.current_term?;
+                let kind = if self.purchase.auto_renew { DeadlineKind::Renewal } else { DeadlineKind::Expiry };
+                (kind, term.end_date)
+            }
+            Status::Suspended => (DeadlineKind::SuspensionGraceExpired, self.suspension.as_ref()?.grace_until),
+            Status::Unsubscribed | Status::Expired => return None,
+        };
+        Some(Deadline { kind, due_at, term_number })
+    }
+
+    /// The last instant of the current term's refundable window for a renewal starting at
+    /// `term_start`.
+    fn renewal_window_end(&self, term_start: DateTime<Utc>) -> DateTime<Utc> {
+        term_start + Duration::seconds(self.cancellation_window_seconds)
+    }
+}
+
+/// Decides [`Command::ReachDeadline`](crate::Command::ReachDeadline): the event `deadline`
+/// causes, when it is still the subscription's next deadline and due at `now`; nothing
+/// otherwise (another scheduler, or a partner or publisher command, got there first).
+pub(crate) fn decide_deadline(s: &Subscription, deadline: &Deadline, now: DateTime<Utc>) -> Vec<Event> {
+    if s.next_deadline().as_ref() != Some(deadline) || deadline.due_at > now {
+        return vec![];
+    }
+    let system_cancel = |reason: &str| {
+        Event::Cancelled(Cancellation {
+            reason: reason.into(),
+            by: SourceKind::System,
+            refundable: false,
+            operation_id: None,
+        })
+    };
+    let event = match deadline.kind {
+        DeadlineKind::ActivationDeadline => system_cancel(ACTIVATION_DEADLINE_REASON),
+        DeadlineKind::SuspensionGraceExpired => system_cancel(SUSPENSION_GRACE_EXPIRED_REASON),
+        DeadlineKind::Expiry => Event::Expired { term_number: deadline.term_number },
+        DeadlineKind::Renewal => {
+            let (Some(anchor), term_number) = (s.billing_started_at, deadline.term_number + 1) else {
+                return vec![];
+            };
+            let Some(term_end) = s.purchase.term.end_of_term(anchor, term_number) else {
+                return vec![];
+            };
+            Event::Renewed {
+                term_number,
+                term_start: deadline.due_at,
+                term_end,
+                cancellation_allowed_until: s.renewal_window_end(deadline.due_at),
+            }
+        }
+    };
+    vec![event]
+}
+
+/// Decides [`Command::Suspend`](crate::Command::Suspend): only an active subscription is
+/// suspended; suspending a suspended one again changes nothing.
+pub(crate) fn decide_suspend(
+    s: &Subscription,
+    reason: &str,
+    grace: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Rejection> {
+    match s.status {
+        Status::Suspended => Ok(vec![]),
+        Status::Subscribed => {
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 128 || reason.chars().any(char::is_control) {
+                return Err(crate::rules::invalid("reason", "must be 1 to 128 printable characters".into()));
+            }
+            Ok(vec![Event::Suspended { reason: reason.to_owned(), grace_until: now + grace }])
+        }
+        other => Err(Rejection::NotSubscribed(other.partner_center_name())),
+    }
+}
+
+/// Decides [`Command::Reinstate`](crate::Command::Reinstate): only a suspended subscription is
+/// reinstated; reinstating an active one changes nothing.
+pub(crate) fn decide_reinstate(s: &Subscription) -> Result<Vec<Event>, Rejection> {
+    match s.status {
+        Status::Suspended => Ok(vec![Event::Reinstated {}]),
+        Status::Subscribed => Ok(vec![]),
+        other => Err(Rejection::NotSuspended(other.partner_center_name())),
+    }
+}
+
+/// Applies [`Event::Renewed`]: the next term of an active subscription, once.
+pub(crate) fn renew(
+    s: &mut Subscription,
+    term: TermPeriod,
+    cancellation_allowed_until: DateTime<Utc>,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Effect, Rejection> {
+    check_term_transition(s, term.number.checked_sub(1).unwrap_or(u32::MAX))?;
+    s.current_term = Some(term);
+    s.cancellation_allowed_until = cancellation_allowed_until;
+    let kind = BillingEventKind::Renewed {
+        term_number: term.number,
+        term_start: term.start_date,
+        term_end: term.end_date,
+        quantity: s.purchase.quantity,
+    };
+    Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
+}
+
+/// Applies [`Event::Expired`]: an active subscription's last term ended; billing stops.
+pub(crate) fn expire(
+    s: &mut Subscription,
+    term_number: u32,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Effect, Rejection> {
+    check_term_transition(s, term_number)?;
+    s.status = Status::Expired;
+    s.expired_at = Some(at);
+    let kind = BillingEventKind::Stopped {
+        refundable: false,
+        cancelled_by: SourceKind::System,
+        reason: EXPIRED_REASON.into(),
+    };
+    Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
+}
+
+/// Rule: a term ends once, while subscribed, and only the current one (a renewal or expiry
+/// that raced another is refused by the fold).
+fn check_term_transition(s: &Subscription, ending_term: u32) -> Result<(), Rejection> {
+    if s.status != Status::Subscribed {
+        return Err(Rejection::NotSubscribed(s.status.partner_center_name()));
+    }
+    let current = s.current_term.map_or(0, |t| t.number);
+    if current != ending_term {
+        return Err(Rejection::TermMismatch { current, reported: ending_term });
+    }
+    Ok(())
+}
+
+/// Applies [`Event::Suspended`]: billing pauses.
+pub(crate) fn suspend(
+    s: &mut Subscription,
+    reason: &str,
+    grace_until: DateTime<Utc>,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Effect, Rejection> {
+    if s.status != Status::Subscribed {
+        return Err(Rejection::NotSubscribed(s.status.partner_center_name()));
+    }
+    s.status = Status::Suspended;
+    s.suspension = Some(Suspension { reason: reason.to_owned(), suspended_at: at, grace_until });
+    let kind = BillingEventKind::Suspended { reason: reason.to_owned() };
+    Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
+}
+
+/// Applies [`Event::Reinstated`]: billing resumes.
+pub(crate) fn reinstate(s: &mut Subscription, event_id: Uuid, at: DateTime<Utc>) -> Result<Effect, Rejection> {
+    if s.status != Status::Suspended {
+        return Err(Rejection::NotSuspended(s.status.partner_center_name()));
+    }
+    s.status = Status::Subscribed;
+    s.suspension = None;
+    let kind = BillingEventKind::Resumed { quantity: s.purchase.quantity };
+    Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
+}
+
+#[cfg(test)]
+mod tests;
