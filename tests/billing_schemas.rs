@@ -18,9 +18,17 @@ use uuid::Uuid;
 fn every_kind() -> Vec<BillingEventKind> {
     vec![
         BillingEventKind::Started { quantity: 5 },
-        BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 12 },
+        BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 12, refundable: false },
         BillingEventKind::PlanChanged { previous_plan_id: "standard".into(), plan_id: "gold".into() },
         BillingEventKind::Stopped { refundable: true, cancelled_by: SourceKind::Partner, reason: "not needed".into() },
+        BillingEventKind::Renewed {
+            term_number: 2,
+            term_start: "2027-01-05T00:00:00Z".parse().unwrap(),
+            term_end: "2028-01-05T00:00:00Z".parse().unwrap(),
+            quantity: 5,
+        },
+        BillingEventKind::Suspended { reason: "paymentFailed".into() },
+        BillingEventKind::Resumed { quantity: 5 },
     ]
 }
 
@@ -33,7 +41,12 @@ fn subscription(mpn: Option<&str>) -> Subscription {
         indirect_reseller_mpn_id: mpn.map(str::to_owned),
         ..purchase_of("customer-1", "code")
     };
-    let purchased = Event::SubscriptionPurchased { purchase, cancellation_allowed_until: Utc::now() };
+    let purchased = Event::SubscriptionPurchased {
+        purchase,
+        cancellation_allowed_until: Utc::now(),
+        activation_deadline: None,
+        licenses_required: None,
+    };
     let envelope = envelope(SubscriptionId(Uuid::new_v4()), purchased);
     apply(None, &envelope).0.expect("a purchase creates the subscription")
 }
@@ -68,7 +81,7 @@ type Breakage = Box<dyn Fn(&mut Value)>;
 
 #[test]
 fn the_schemas_refuse_what_a_consumer_must_never_be_sent() {
-    let good = wire(BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 12 }, None);
+    let good = wire(BillingEventKind::QuantityChanged { previous_quantity: 5, quantity: 12, refundable: true }, None);
     let broken: Vec<(&str, Breakage)> = vec![
         ("no id", Box::new(|e| drop(e.as_object_mut().unwrap().remove("id")))),
         ("id not a uuid", Box::new(|e| e["id"] = json!("42"))),
@@ -79,6 +92,7 @@ fn the_schemas_refuse_what_a_consumer_must_never_be_sent() {
         ("effectiveAt not a date-time", Box::new(|e| e["effectiveAt"] = json!("yesterday"))),
         ("a field the contract does not have", Box::new(|e| e["price"] = json!(10))),
         ("unknown type", Box::new(|e| e["type"] = json!("billing.paused"))),
+        ("refundable as text", Box::new(|e| e["data"]["refundable"] = json!("yes"))),
     ];
     assert!(violations(&good).is_empty(), "{:?}", violations(&good));
     for (what, breaks) in broken {

@@ -70,6 +70,16 @@ fn details(event: &Event) -> String {
             "operation {operation_id} {}",
             if *outcome == OperationOutcome::Succeeded { "succeeded" } else { "failed" }
         ),
+        Event::Renewed { term_number, term_start, term_end, .. } => format!(
+            "renewed: term {term_number}, {} \u{2192} {}, auto-renew on",
+            term_start.format("%Y-%m-%d"),
+            term_end.format("%Y-%m-%d")
+        ),
+        Event::Expired { term_number } => format!("expired: term {term_number} ended, auto-renew off"),
+        Event::Suspended { reason, grace_until } => {
+            format!("suspended: {reason}, cancelled unless reinstated by {}", grace_until.format("%Y-%m-%d"))
+        }
+        Event::Reinstated {} => "reinstated: billing resumes".into(),
     }
 }
 

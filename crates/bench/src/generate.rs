@@ -66,6 +66,8 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
                             authorization_code: format!("code-{n}-{}", uuid::Uuid::new_v4().simple()),
                         },
                         cancellation_allowed_until: at + chrono::Duration::hours(72),
+                        activation_deadline: Some(at + chrono::Duration::days(30)),
+                        licenses_required: Some(fulfillment_core::LicensesRequired::All),
                     },
                 ),
                 (publisher.clone(), Event::LicensesAssigned { assigned_count: 5 }),

@@ -175,7 +175,9 @@ pub(crate) fn status_badge(s: &Subscription) -> Markup {
     let (class, text) = match s.status {
         Status::PendingFulfillment => ("pending", "Action needed"),
         Status::Subscribed => ("active", "Active"),
+        Status::Suspended => ("suspended", "Suspended"),
         Status::Unsubscribed => ("deleted", "Cancelled"),
+        Status::Expired => ("expired", "Expired"),
     };
     html! { span class={ "badge " (class) } { (text) } }
 }

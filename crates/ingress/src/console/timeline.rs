@@ -38,6 +38,16 @@ fn describe(entry: &TimelineEntry) -> String {
             "Publisher completed the requested change".into()
         }
         Event::OperationCompleted { .. } => "Publisher reported the requested change failed".into(),
+        Event::Renewed { term_number, term_start, term_end, .. } => format!(
+            "Renewed: term {term_number}, {} \u{2192} {}, auto-renew on",
+            term_start.format("%Y-%m-%d"),
+            term_end.format("%Y-%m-%d")
+        ),
+        Event::Expired { term_number } => format!("Expired at the end of term {term_number}, auto-renew off"),
+        Event::Suspended { reason, grace_until } => {
+            format!("Suspended ({reason}); cancelled if not reinstated by {}", grace_until.format("%Y-%m-%d"))
+        }
+        Event::Reinstated {} => "Reinstated; billing resumed".into(),
     }
 }
 
@@ -55,6 +65,9 @@ fn billing_words(kind: &str) -> &'static str {
         "billing.quantity_changed" => "billing quantity changed",
         "billing.plan_changed" => "billing plan changed",
         "billing.stopped" => "billing stopped",
+        "billing.renewed" => "new term billed",
+        "billing.suspended" => "billing suspended",
+        "billing.resumed" => "billing resumed",
         _ => "billing changed",
     }
 }

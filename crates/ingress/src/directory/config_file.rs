@@ -9,7 +9,7 @@
 
 use super::{is_valid_id, BillingConsumer, Directory, DirectoryError, Offer, Partner, PlanDisplay, Publisher};
 use crate::security::credentials::{CredentialDigest, WebhookSecret};
-use fulfillment_core::{Plan, Policy, Term};
+use fulfillment_core::{LicensesRequired, Plan, Policy, Term};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
@@ -73,17 +73,64 @@ struct PlanEntry {
 struct PolicyEntry {
     #[serde(default = "default_window_hours")]
     cancellation_window_hours: u32,
+    /// Per-term overrides of the window, keyed by the term's ISO 8601 spelling (`P1Y = 168`).
+    #[serde(default)]
+    cancellation_window_hours_by_term: HashMap<String, u32>,
     #[serde(default = "default_resolve_token_ttl_hours")]
     resolve_token_ttl_hours: u32,
+    #[serde(default = "default_days")]
+    activation_deadline_days: u32,
+    #[serde(default = "default_days")]
+    suspension_grace_days: u32,
+    #[serde(default)]
+    licenses_required: LicensesRequired,
 }
 
 impl Default for PolicyEntry {
     fn default() -> Self {
         PolicyEntry {
             cancellation_window_hours: default_window_hours(),
+            cancellation_window_hours_by_term: HashMap::new(),
             resolve_token_ttl_hours: default_resolve_token_ttl_hours(),
+            activation_deadline_days: default_days(),
+            suspension_grace_days: default_days(),
+            licenses_required: LicensesRequired::default(),
         }
     }
+}
+
+impl PolicyEntry {
+    /// The policy, once every value is checked.
+    fn policy(&self) -> Result<Policy, DirectoryError> {
+        let at_least_one = |key: &str, value: u32| {
+            if value == 0 {
+                return Err(DirectoryError(format!("policy.{key} must be at least 1")));
+            }
+            Ok(())
+        };
+        at_least_one("cancellation_window_hours", self.cancellation_window_hours)?;
+        at_least_one("activation_deadline_days", self.activation_deadline_days)?;
+        at_least_one("suspension_grace_days", self.suspension_grace_days)?;
+        let mut by_term = [None; Term::ALL.len()];
+        for (term, hours) in &self.cancellation_window_hours_by_term {
+            let key = format!("cancellation_window_hours_by_term.{term}");
+            let term: Term = term.parse().map_err(|e| DirectoryError(format!("policy.{key}: {e}")))?;
+            at_least_one(&key, *hours)?;
+            let index = Term::ALL.iter().position(|t| *t == term).unwrap_or_default();
+            by_term[index] = Some(chrono::Duration::hours((*hours).into()));
+        }
+        Ok(Policy {
+            cancellation_window: chrono::Duration::hours(self.cancellation_window_hours.into()),
+            cancellation_window_by_term: by_term,
+            activation_deadline: chrono::Duration::days(self.activation_deadline_days.into()),
+            suspension_grace: chrono::Duration::days(self.suspension_grace_days.into()),
+            licenses_required: self.licenses_required,
+        })
+    }
+}
+
+fn default_days() -> u32 {
+    30
 }
 
 fn default_window_hours() -> u32 {
@@ -210,14 +257,10 @@ impl Directory {
             billing_consumers
                 .push(BillingConsumer { api_keys: credentials(&owner, "api_keys", &c.api_keys, true)?, id: c.id });
         }
-        if file.policy.cancellation_window_hours == 0 {
-            return Err(DirectoryError("policy.cancellation_window_hours must be at least 1".into()));
-        }
         if file.policy.resolve_token_ttl_hours == 0 {
             return Err(DirectoryError("policy.resolve_token_ttl_hours must be at least 1".into()));
         }
-        let policy =
-            Policy { cancellation_window: chrono::Duration::hours(file.policy.cancellation_window_hours.into()) };
+        let policy = file.policy.policy()?;
         let resolve_token_ttl = chrono::Duration::hours(file.policy.resolve_token_ttl_hours.into());
         Ok(Directory { partners, publishers, offers, billing_consumers, policy, resolve_token_ttl })
     }
@@ -259,10 +302,30 @@ pub(super) mod tests {
                 "appears twice",
             ),
             (VALID.replace("site_url", "site_uri"), "site_uri"),
+            (format!("{VALID}\n[policy]\nactivation_deadline_days = 0"), "policy.activation_deadline_days"),
+            (format!("{VALID}\n[policy]\nlicenses_required = \"some\""), "licenses_required"),
+            (
+                format!("{VALID}\n[policy.cancellation_window_hours_by_term]\nP7Y = 1"),
+                "policy.cancellation_window_hours_by_term.P7Y: unknown term",
+            ),
         ];
         for (text, expected) in cases {
             let err = Directory::from_toml(&text).unwrap_err().to_string();
             assert!(err.contains(expected), "expected {expected:?} in {err}");
         }
+    }
+
+    #[test]
+    fn the_policy_table_sets_deadlines_the_license_rule_and_windows_per_term() {
+        let text = format!(
+            "{VALID}\n[policy]\nactivation_deadline_days = 14\nsuspension_grace_days = 7\nlicenses_required = \"any\"\n\
+             [policy.cancellation_window_hours_by_term]\nP1Y = 168"
+        );
+        let policy = Directory::from_toml(&text).unwrap().policy;
+        assert_eq!(policy.activation_deadline, chrono::Duration::days(14));
+        assert_eq!(policy.suspension_grace, chrono::Duration::days(7));
+        assert_eq!(policy.licenses_required, LicensesRequired::Any);
+        assert_eq!(policy.cancellation_window_for(Term::P1Y), chrono::Duration::hours(168));
+        assert_eq!(policy.cancellation_window_for(Term::P1M), chrono::Duration::hours(72));
     }
 }

@@ -203,8 +203,10 @@ pub(crate) async fn activate(
         let (id, loaded) = load_owned(&state, &publisher.id, &id).await?;
         let s = current(&loaded)?;
         match s.status {
-            Status::Unsubscribed => return Err(ApiError::NotFound("subscription is unsubscribed".into())),
-            Status::Subscribed => {
+            Status::Unsubscribed | Status::Expired => {
+                return Err(ApiError::NotFound("subscription is unsubscribed".into()))
+            }
+            Status::Subscribed | Status::Suspended => {
                 return Err(ApiError::Rejected {
                     code: "already-subscribed".into(),
                     message: "the subscription is already activated".into(),

@@ -9,11 +9,7 @@ use uuid::Uuid;
 
 /// `saasSubscriptionStatus`.
 pub fn status(s: &Subscription) -> &'static str {
-    match s.status {
-        Status::PendingFulfillment => "PendingFulfillmentStart",
-        Status::Subscribed => "Subscribed",
-        Status::Unsubscribed => "Unsubscribed",
-    }
+    s.status.saas_name()
 }
 
 /// A tenant id for an AAD identifier. Ids that are GUIDs pass through; other ids get a
@@ -22,14 +18,15 @@ fn tenant_id(kind: &str, id: &str) -> Uuid {
     id.parse().unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("urn:fulfillment:{kind}:{id}").as_bytes()))
 }
 
-/// Start and end of the current term: it starts when billing started (or at purchase while
-/// pending) and ends the day before the same date `term` later, as the marketplace shows it.
+/// Start and end of the current term: the term billed now (advanced by every renewal), or
+/// while pending the term that would start at purchase; it ends the day before the next term
+/// starts, as the marketplace shows it.
 fn term_dates(s: &Subscription) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = s.billing_started_at.unwrap_or(s.purchased_at);
-    let end = start
-        .checked_add_months(Months::new(s.purchase.term.months()))
-        .map(|e| e - chrono::Duration::days(1))
-        .unwrap_or(start);
+    let (start, next_start) = match s.current_term {
+        Some(term) => (term.start_date, Some(term.end_date)),
+        None => (s.purchased_at, s.purchased_at.checked_add_months(Months::new(s.purchase.term.months()))),
+    };
+    let end = next_start.map(|e| e - chrono::Duration::days(1)).unwrap_or(start);
     (start, end)
 }
 
@@ -37,7 +34,7 @@ fn term_dates(s: &Subscription) -> (DateTime<Utc>, DateTime<Utc>) {
 pub fn subscription(s: &Subscription) -> Value {
     let (start, end) = term_dates(s);
     let operations: &[&str] = match s.status {
-        Status::Unsubscribed => &["Read"],
+        Status::Unsubscribed | Status::Expired => &["Read"],
         _ => &["Read", "Update", "Delete"],
     };
     json!({
