@@ -55,10 +55,15 @@ async fn setup_then_licenses_starts_billing_exactly_once() {
     app.setup_confirmed("a", &sub, 7).await.expect(200);
     assert!(app.billing_types(&sub).await.is_empty(), "setup alone does not start billing");
     assert_eq!(app.subscription("cust-1", &sub).await.body["status"], "pending");
-    let last = app.licenses_assigned("b", &sub, 3).await.expect(200).body;
+    // Billing starts only once every bought license is assigned (`policy.licenses_required`
+    // defaults to "all").
+    let some = app.licenses_assigned("b", &sub, 3).await.expect(200).body;
+    assert_eq!(some["billingStarted"], false);
+    assert!(app.billing_types(&sub).await.is_empty(), "3 of 7 licenses do not start billing");
+    let last = app.licenses_assigned("c", &sub, 7).await.expect(200).body;
     assert_eq!(last["billingStarted"], true);
     // Reporting more facts afterwards never starts billing again.
-    app.licenses_assigned("c", &sub, 7).await.expect(200);
+    app.licenses_assigned("c2", &sub, 6).await.expect(200);
     app.setup_confirmed("d", &sub, 7).await.expect(200);
     assert_eq!(app.billing_types(&sub).await, ["billing.started"]);
     app.stop().await;
@@ -221,7 +226,7 @@ async fn quantity_changes_and_cancellation_after_billing_reach_the_billing_feed(
         app.billing_events().await.into_iter().filter(|e| e["subscriptionId"] == sub.as_str()).collect();
     let types: Vec<_> = billing.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["billing.started", "billing.quantity_changed", "billing.stopped"]);
-    assert_eq!(billing[1]["data"], json!({"previousQuantity": 5, "quantity": 12}));
+    assert_eq!(billing[1]["data"], json!({"previousQuantity": 5, "quantity": 12, "refundable": false}));
     assert_eq!(billing[2]["data"]["refundable"], true);
     assert_eq!(billing[2]["data"]["cancelledBy"], "partner");
     // Facts arriving after cancellation are refused and never bill.

@@ -14,6 +14,7 @@
 //! | the billing feed (HTTP) | [`BillingFeed`] |
 //! | the billing relay | [`BillingOutbox`] |
 //! | audits (`verify`) and the store tests | [`Fingerprints`] (with [`FoldPosition`]) |
+//! | the scheduler of deadlines | [`DueDeadlines`] |
 //!
 //! [`ReadModels`] is all of them at once: what the service assembly opens and hands out.
 //! [`SqliteReadModel`] keeps the models in `<data-dir>/read_model.sqlite` (embedded mode),
@@ -23,6 +24,7 @@
 //! `migrations/sqlite/read_model` and `migrations/postgres`.
 
 mod billing;
+mod deadlines;
 mod error;
 mod fingerprints;
 mod postgres;
@@ -32,6 +34,7 @@ mod sqlite;
 mod subscription_queries;
 
 pub use billing::{BillingFeed, BillingFeedEntry, BillingOutbox, OutboxEntry};
+pub use deadlines::{DueDeadline, DueDeadlines};
 pub use error::ReadModelError;
 pub use fingerprints::{Fingerprint, Fingerprints, RejectedEvent};
 pub use postgres::{redact_url, ConsumedMessage, PostgresOptions, PostgresReadModel};
@@ -41,6 +44,12 @@ pub use subscription_queries::{CustomerSummary, SubscriptionQueries};
 
 /// Every client's view of one store: what the service assembly opens, then hands to each client
 /// as the one trait that client needs.
-pub trait ReadModels: Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints {}
+pub trait ReadModels:
+    Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints + DueDeadlines
+{
+}
 
-impl<T> ReadModels for T where T: Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints {}
+impl<T> ReadModels for T where
+    T: Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints + DueDeadlines
+{
+}

@@ -77,6 +77,7 @@ where
         Param::Text(text) => query.bind(text),
         Param::Int(number) => query.bind(number),
         Param::Time(time) => query.bind(DB::to_timestamp(time)),
+        Param::MaybeTime(time) => query.bind(DB::to_maybe_timestamp(time)),
     })
 }
 

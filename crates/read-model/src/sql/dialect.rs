@@ -23,6 +23,8 @@ pub(crate) enum Param<'a> {
     Int(i64),
     /// A point in time, stored as [`Dialect::Timestamp`].
     Time(DateTime<Utc>),
+    /// A point in time or NULL.
+    MaybeTime(Option<DateTime<Utc>>),
 }
 
 /// How one SQL database differs from the other, for the queries of the read models.
@@ -30,8 +32,14 @@ pub(crate) trait Dialect: Database {
     /// How a timestamp column is stored and read.
     type Timestamp: for<'q> Encode<'q, Self> + for<'r> Decode<'r, Self> + Type<Self> + Send + 'static;
 
+    /// A timestamp column's value that may be NULL.
+    type MaybeTimestamp: for<'q> Encode<'q, Self> + Type<Self> + Send + 'static;
+
     /// The stored form of `time`.
     fn to_timestamp(time: DateTime<Utc>) -> Self::Timestamp;
+
+    /// The stored form of `time`, NULL for none.
+    fn to_maybe_timestamp(time: Option<DateTime<Utc>>) -> Self::MaybeTimestamp;
 
     /// The time a stored timestamp holds, or why it holds none.
     fn from_timestamp(stored: Self::Timestamp) -> Result<DateTime<Utc>, String>;
@@ -46,9 +54,14 @@ pub(crate) trait Dialect: Database {
 impl Dialect for Sqlite {
     /// RFC 3339 text, which sorts in time order and keeps every digit the state has.
     type Timestamp = String;
+    type MaybeTimestamp = Option<String>;
 
     fn to_timestamp(time: DateTime<Utc>) -> String {
         time.to_rfc3339()
+    }
+
+    fn to_maybe_timestamp(time: Option<DateTime<Utc>>) -> Option<String> {
+        time.map(Self::to_timestamp)
     }
 
     fn from_timestamp(stored: String) -> Result<DateTime<Utc>, String> {
@@ -67,8 +80,13 @@ impl Dialect for Sqlite {
 impl Dialect for Postgres {
     /// `timestamptz`, to the microsecond.
     type Timestamp = DateTime<Utc>;
+    type MaybeTimestamp = Option<DateTime<Utc>>;
 
     fn to_timestamp(time: DateTime<Utc>) -> DateTime<Utc> {
+        time
+    }
+
+    fn to_maybe_timestamp(time: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         time
     }
 

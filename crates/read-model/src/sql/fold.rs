@@ -12,7 +12,7 @@ use fulfillment_log::StoredEvent;
 use std::collections::HashMap;
 use tracing::warn;
 
-/// Rows per multi-row statement: 12 parameters per subscription row stays far below SQLite's
+/// Rows per multi-row statement: 13 parameters per subscription row stays far below SQLite's
 /// 32,766 and PostgreSQL's 65,535 bound parameters per statement, and a batch costs a handful
 /// of statements rather than several per event (on SQLite each is a round trip to sqlx's worker
 /// thread).
@@ -164,11 +164,11 @@ async fn save_states<D: Backend>(
                 })
             })
             .collect::<Result<Vec<_>, ReadModelError>>()?;
-        insert_rows::<D, _, 12>(
+        insert_rows::<D, _, 13>(
             conn,
             "INSERT INTO subscriptions (subscription_id, partner_id, customer_id, publisher_id, offer_id,
                                         order_id, status, version, purchased_at, updated_at, state,
-                                        authorization_code) ",
+                                        authorization_code, next_deadline_at) ",
             &encoded,
             |row| {
                 let s = row.subscription;
@@ -185,11 +185,13 @@ async fn save_states<D: Backend>(
                     Param::Time(s.updated_at),
                     Param::Text(&row.state),
                     Param::Text(&s.purchase.authorization_code),
+                    Param::MaybeTime(s.next_deadline().map(|d| d.due_at)),
                 ]
             },
             " ON CONFLICT (subscription_id) DO UPDATE SET
                  status = excluded.status, version = excluded.version,
-                 updated_at = excluded.updated_at, state = excluded.state",
+                 updated_at = excluded.updated_at, state = excluded.state,
+                 next_deadline_at = excluded.next_deadline_at",
         )
         .await?;
     }

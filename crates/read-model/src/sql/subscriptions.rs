@@ -4,8 +4,9 @@
 
 use super::fold::parse_state;
 use super::{Backend, Param, SqlStore, PROJECTOR};
-use crate::{CustomerSummary, FoldPosition, ReadModelError, SubscriptionQueries};
+use crate::{CustomerSummary, DueDeadline, DueDeadlines, FoldPosition, ReadModelError, SubscriptionQueries};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use fulfillment_core::{Subscription, SubscriptionId};
 use tracing::warn;
 use uuid::Uuid;
@@ -38,6 +39,52 @@ impl<S: SqlStore> FoldPosition for S {
     async fn position(&self) -> Result<u64, ReadModelError> {
         let mut conn = self.connections().acquire().await?;
         stored_position::<S::Db>(&mut conn).await
+    }
+}
+
+#[async_trait]
+impl<S: SqlStore> DueDeadlines for S {
+    async fn due_deadlines(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<DueDeadline>,
+        limit: u32,
+    ) -> Result<Vec<DueDeadline>, ReadModelError> {
+        let mut conn = self.connections().acquire().await?;
+        // Served by `subscriptions_by_next_deadline` (partial: rows with a deadline only).
+        let limit = Param::Int(limit.into());
+        let from_id = after.map(|last| last.subscription_id.to_string()).unwrap_or_default();
+        let (sql, params) = match after {
+            None => (
+                "SELECT subscription_id, next_deadline_at FROM subscriptions
+                 WHERE next_deadline_at IS NOT NULL AND next_deadline_at <= $1
+                 ORDER BY next_deadline_at, subscription_id LIMIT $2",
+                vec![Param::Time(now), limit],
+            ),
+            Some(last) => (
+                "SELECT subscription_id, next_deadline_at FROM subscriptions
+                 WHERE next_deadline_at IS NOT NULL AND next_deadline_at <= $1
+                   AND (next_deadline_at > $2 OR (next_deadline_at = $3 AND subscription_id > $4))
+                 ORDER BY next_deadline_at, subscription_id LIMIT $5",
+                vec![
+                    Param::Time(now),
+                    Param::Time(last.due_at),
+                    Param::Time(last.due_at),
+                    Param::Text(&from_id),
+                    limit,
+                ],
+            ),
+        };
+        S::Db::fetch_decoded(&mut conn, sql, &params, |row| {
+            let id = S::Db::text(row, 0)?;
+            Ok(DueDeadline {
+                subscription_id: id
+                    .parse()
+                    .map_err(|e: uuid::Error| ReadModelError::Corrupt(format!("subscription_id {id:?}: {e}")))?,
+                due_at: S::Db::time(row, 1, "next_deadline_at")?,
+            })
+        })
+        .await
     }
 }
 
