@@ -9,6 +9,7 @@ use fulfillment_ingress::{AuthFailureQuota, BodyLimits, ConnectionLimits, Direct
 use fulfillment_log::KafkaLogOptions;
 use fulfillment_read_model::PostgresOptions;
 use fulfillment_relay::RelayOptions;
+use fulfillment_scheduler::SchedulerOptions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,6 +130,11 @@ pub struct FoldingArgs {
     /// Events folded per projector transaction.
     #[arg(long, env = "FULFILLMENT_PROJECTOR_BATCH", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub projector_batch: u64,
+    /// Pause between the scheduler's sweeps for due deadlines (renewals, expiries, activation
+    /// deadlines, suspension grace periods), in milliseconds. Each sweep reaches everything due,
+    /// including what fell due while the process was down.
+    #[arg(long, env = "FULFILLMENT_DEADLINE_CHECK_INTERVAL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub deadline_check_interval_ms: u64,
     #[command(flatten)]
     pub group: ConsumerGroupArgs,
     /// Seconds without a heartbeat after which Kafka moves a projector's partitions to the
@@ -208,7 +214,11 @@ impl DatabaseArgs {
 impl FoldingArgs {
     /// How the projector folds, with the billing topic when Kafka is configured.
     pub fn options(&self, kafka: &KafkaArgs, billing: &BillingTopicArgs) -> FoldOptions {
-        FoldOptions { batch: self.projector_batch as usize, billing_relay: kafka.billing_relay(billing) }
+        let scheduler = SchedulerOptions {
+            interval: Duration::from_millis(self.deadline_check_interval_ms),
+            ..SchedulerOptions::default()
+        };
+        FoldOptions { batch: self.projector_batch as usize, billing_relay: kafka.billing_relay(billing), scheduler }
     }
 
     /// A projector of `kafka`, folding as these options say.

@@ -1,16 +1,18 @@
 //! Starting `fulfillment serve` on the embedded log: lock the data directory, open the read
-//! models and the log (refusing a damaged or edited log), start the projector in this process.
+//! models and the log (refusing a damaged or edited log), start the projector in this process,
+//! and prepare the deadline scheduler on the same log and read models.
 //!
 //! In: [`EmbeddedOptions`] and the projector's stop token. Out: the parts for
 //! [`super::Service::start`]; the API's reads see their own writes once the projector's
 //! position reaches the log's head ([`InProcessProjection`]).
 
-use super::{Api, EmbeddedOptions, Started};
+use super::{clock_reader, Api, EmbeddedOptions, Started};
 use crate::read_models::ReadModelStore;
 use crate::{DataDirLock, StartError};
 use fulfillment_ingress::InProcessProjection;
 use fulfillment_log::{LogBackend, LogError};
 use fulfillment_projector::run_projector;
+use fulfillment_scheduler::Scheduler;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,11 +35,13 @@ pub(super) async fn start(options: EmbeddedOptions, stop_projector: &Cancellatio
         .shared();
     let projector = run_projector(log.clone(), store.shared(), folding.batch, stop_projector.clone());
     let visibility = InProcessProjection { head: log.head(), projected: projector.position.clone() };
+    let scheduler = Scheduler::new(log.clone(), store.shared(), clock_reader(&api.clock), folding.scheduler);
     Ok(Started {
         store,
         lock: Some(lock),
         api: Some(Api { options: api, log, visibility: Some(Arc::new(visibility)) }),
         projector: Some(projector),
         billing_relay: folding.billing_relay,
+        scheduler: Some(scheduler),
     })
 }

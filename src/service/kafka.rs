@@ -1,4 +1,5 @@
-//! Starting a process of a Kafka deployment: the ingress, the projector, or both. The read
+//! Starting a process of a Kafka deployment: the ingress, the projector (with the deadline
+//! scheduler), or both. The read
 //! models are in PostgreSQL, and so is the Kafka log's write side, so the store is opened first
 //! and its pool handed to the log (`fulfillment_log::open`) and to the projector.
 //!
@@ -7,7 +8,7 @@
 //! [`super::Service::start`]; the API's reads see their own writes once the consumer group
 //! committed offsets past what this process produced ([`KafkaWriteVisibility`]).
 
-use super::{Api, ApiOptions, FoldOptions, KafkaDeployment, Started};
+use super::{clock_reader, Api, ApiOptions, FoldOptions, KafkaDeployment, Started};
 use crate::read_models::ReadModelStore;
 use crate::StartError;
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use fulfillment_ingress::WriteVisibility;
 use fulfillment_log::{ensure_topic, KafkaEventLog, LogBackend};
 use fulfillment_projector::{run_kafka_projector, KafkaProjectorOptions};
 use fulfillment_read_model::PostgresReadModel;
+use fulfillment_scheduler::Scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +30,7 @@ pub(super) async fn start(
     stop_projector: &CancellationToken,
 ) -> Result<Started, StartError> {
     let store = PostgresReadModel::connect(&kafka.database).await?;
+    let clock = api.as_ref().map(|options| options.clock.clone());
     let api = match api {
         Some(options) => {
             let log = fulfillment_log::open(LogBackend::Kafka {
@@ -53,8 +56,21 @@ pub(super) async fn start(
             None
         }
     };
-    let (projector, billing_relay) = match projector {
+    let (projector, billing_relay, scheduler) = match projector {
         Some((folding, session_timeout)) => {
+            // The scheduler appends what deadlines cause, so a projector-only process opens
+            // the log's write side too.
+            let log = match &api {
+                Some(api) => api.log.clone(),
+                None => fulfillment_log::open(LogBackend::Kafka {
+                    options: kafka.log.clone(),
+                    bookkeeping: store.pool().clone(),
+                })
+                .await?
+                .shared(),
+            };
+            let now = clock.map(|clock| clock_reader(&clock)).unwrap_or_else(|| Arc::new(chrono::Utc::now));
+            let scheduler = Scheduler::new(log, Arc::new(store.clone()), now, folding.scheduler);
             let options = KafkaProjectorOptions {
                 topic: kafka.log.topic.clone(),
                 group: kafka.consumer_group.clone(),
@@ -63,11 +79,11 @@ pub(super) async fn start(
                 ..KafkaProjectorOptions::new(kafka.log.brokers.clone())
             };
             let handle = run_kafka_projector(options, store.clone(), store.pool().clone(), stop_projector.clone())?;
-            (Some(handle), folding.billing_relay)
+            (Some(handle), folding.billing_relay, Some(scheduler))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
-    Ok(Started { store: ReadModelStore::Postgres(store), lock: None, api, projector, billing_relay })
+    Ok(Started { store: ReadModelStore::Postgres(store), lock: None, api, projector, billing_relay, scheduler })
 }
 
 /// Reads wait, in the Kafka mode, until the projector (this process's or another's) committed

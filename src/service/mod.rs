@@ -11,7 +11,8 @@
 //! Stopping follows the order of influxdb 3, each part with a token of its own, cancelled only
 //! once the part before it returned ([`Shutdown`]):
 //!
-//! 1. the HTTP server stops accepting and drains: every request in flight is answered;
+//! 1. the HTTP server stops accepting and drains: every request in flight is answered; the
+//!    deadline scheduler finishes the page it is on and stops (nothing appends any more);
 //! 2. the projector folds what this process accepted (for at most [`DRAIN_LIMIT`]), finishes
 //!    its batch and stops; then the billing relay finishes its round and stops;
 //! 3. the idempotency sweep stops;
@@ -32,6 +33,7 @@ use fulfillment_ingress::{health_router, AppState, AuthFailures, HealthChecks, W
 use fulfillment_log::EventLog;
 use fulfillment_projector::ProjectorHandle;
 use fulfillment_relay::{run_billing_relay, BillingRelay, RelayHandle, RelayOptions};
+use fulfillment_scheduler::Scheduler;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +52,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 struct Shutdown {
     requested: CancellationToken,
     http: CancellationToken,
+    scheduler: CancellationToken,
     projector: CancellationToken,
     relay: CancellationToken,
     sweep: CancellationToken,
@@ -70,6 +73,14 @@ struct Started {
     api: Option<Api>,
     projector: Option<ProjectorHandle>,
     billing_relay: Option<RelayOptions>,
+    /// Wherever a projector runs: the deadline scheduler, on the same read models.
+    scheduler: Option<Scheduler>,
+}
+
+/// "Now" for the scheduler, from the API's clock (the system clock, or a test's).
+fn clock_reader(clock: &Arc<dyn fulfillment_ingress::Clock>) -> fulfillment_scheduler::Now {
+    let clock = clock.clone();
+    Arc::new(move || clock.now())
 }
 
 /// A running service.
@@ -79,6 +90,8 @@ pub struct Service {
     server: JoinHandle<std::io::Result<()>>,
     projector: Option<ProjectorHandle>,
     relay: Option<RelayHandle>,
+    /// The deadline scheduler, wherever a projector runs.
+    scheduler: Option<JoinHandle<()>>,
     /// The ingress's sweep of expired idempotency records.
     sweep: Option<JoinHandle<()>>,
     /// With the API and the projector in this process: waits until the projector folded what
@@ -97,7 +110,8 @@ impl Service {
         let shutdown = Shutdown::default();
         let (ingress, projector, event_log, read_models) = describe(&role);
         let started = start_backends(role, &shutdown.projector).await?;
-        let Started { store, lock, api, projector: projector_handle, billing_relay } = started;
+        let Started { store, lock, api, projector: projector_handle, billing_relay, scheduler } = started;
+        let scheduler = scheduler.map(|s| s.spawn(shutdown.scheduler.clone()));
         let read_model_handle = store.shared();
         let relay = match (billing_relay, &projector_handle) {
             (Some(relay_options), Some(projector)) => Some(run_billing_relay(
@@ -156,6 +170,7 @@ impl Service {
             server,
             projector: projector_handle,
             relay,
+            scheduler,
             sweep,
             drain,
             log,
@@ -192,6 +207,10 @@ impl Service {
             Some(Ok(())) => info!("HTTP server stopped: every request in flight was answered"),
             Some(Err(e)) => error!(error = %e, "HTTP server ended with an error"),
             None => {}
+        }
+        if let Some(scheduler) = self.scheduler {
+            self.shutdown.scheduler.cancel();
+            join("deadline scheduler", scheduler).await;
         }
         if let Some(projector) = self.projector {
             if let Some(drain) = &self.drain {

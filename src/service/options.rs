@@ -14,6 +14,7 @@ use fulfillment_ingress::{AuthFailureQuota, BodyLimits, Clock, ConnectionLimits,
 use fulfillment_log::{KafkaLogOptions, SqliteLogOptions};
 use fulfillment_read_model::PostgresOptions;
 use fulfillment_relay::RelayOptions;
+use fulfillment_scheduler::SchedulerOptions;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,7 +84,9 @@ impl ApiOptions {
     }
 }
 
-/// How the projector folds, and where its billing events go besides the feed.
+/// How the projector folds, where its billing events go besides the feed, and how its
+/// scheduler reaches deadlines (the scheduler runs wherever a projector runs: it reads the
+/// read models the projector writes).
 #[derive(Debug, Clone)]
 pub struct FoldOptions {
     /// Events folded per projector transaction.
@@ -91,12 +94,14 @@ pub struct FoldOptions {
     /// Publish the billing outbox to a Kafka topic; the billing feed over HTTP is served
     /// either way.
     pub billing_relay: Option<RelayOptions>,
+    /// The deadline scheduler's pace.
+    pub scheduler: SchedulerOptions,
 }
 
 impl Default for FoldOptions {
-    /// Batches of 1,000 events, no billing topic.
+    /// Batches of 1,000 events, no billing topic, deadlines checked every second.
     fn default() -> Self {
-        FoldOptions { batch: 1000, billing_relay: None }
+        FoldOptions { batch: 1000, billing_relay: None, scheduler: SchedulerOptions::default() }
     }
 }
 

@@ -143,9 +143,14 @@ pub enum Parts {
 }
 
 /// How the test services' projectors fold: small batches, billing events to `billing_relay`
-/// too when given.
+/// too when given, deadlines checked every 50 ms (so a test that moves the clock sees them
+/// reached without waiting long).
 pub fn folding(billing_relay: Option<fulfillment_relay::RelayOptions>) -> FoldOptions {
-    FoldOptions { batch: 100, billing_relay }
+    let scheduler = fulfillment_scheduler::SchedulerOptions {
+        interval: std::time::Duration::from_millis(50),
+        ..fulfillment_scheduler::SchedulerOptions::default()
+    };
+    FoldOptions { batch: 100, billing_relay, scheduler }
 }
 
 /// The service settings a test may choose; the defaults are the service's own.

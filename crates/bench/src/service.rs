@@ -99,7 +99,7 @@ impl BenchService {
     /// Starts `parts` of the service on `127.0.0.1:0`.
     pub async fn start(&self, parts: Parts) -> anyhow::Result<Service> {
         let api = ApiOptions::new(self.directory.clone(), Arc::new(SystemClock));
-        let folding = FoldOptions { batch: 1000, billing_relay: None };
+        let folding = FoldOptions { batch: 1000, ..FoldOptions::default() };
         let role = match (&self.backend, parts) {
             (Backend::Embedded(read_models), _) => Role::Embedded(EmbeddedOptions {
                 data_dir: self.scratch.path().to_owned(),

@@ -32,6 +32,7 @@
 //! - `fuzzing` (feature `fuzzing`): the parsers and verifier on raw bytes, for `crates/fuzz`.
 
 mod billing_feed;
+mod billing_suspension;
 pub mod body;
 mod body_buffer;
 pub mod clock;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(partner::router())
         .merge(billing_feed::router())
+        .merge(billing_suspension::router())
         .merge(webhooks::router())
         .nest("/api", saas::router())
         .nest("/console", console::router(state.clone()))

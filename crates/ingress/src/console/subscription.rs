@@ -145,7 +145,7 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
         Some((f, v)) if f == field => v.to_owned(),
         _ => current,
     };
-    let open = s.status != Status::Unsubscribed;
+    let open = !s.status.is_terminal();
     let window_open = s.within_cancellation_window(page.now);
     let (min, max) = page.plan.map(|p| (p.min_quantity, p.max_quantity)).unwrap_or((1, u32::MAX));
     layout(
@@ -179,9 +179,30 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
                             ")"
                         }
                     }
+                    @if let Some(term) = &s.current_term {
+                        dt { "Current term" }
+                        dd id="current-term" {
+                            "Term " (term.number) ": " (date_time(&term.start_date)) " to " (date_time(&term.end_date))
+                            @if s.status == Status::Expired { "; expired" }
+                            @else if !open {}
+                            @else if s.purchase.auto_renew { "; renews on " (date_time(&term.end_date)) }
+                            @else { "; expires on " (date_time(&term.end_date)) }
+                        }
+                    }
+                    @if let (true, Some(deadline)) = (s.action_needed(), s.activation_deadline) {
+                        dt { "Activation deadline" }
+                        dd { "Cancelled automatically if not activated by " (date_time(&deadline)) }
+                    }
+                    @if let (Status::Suspended, Some(suspension)) = (s.status, &s.suspension) {
+                        dt { "Suspended" }
+                        dd id="suspension" {
+                            (suspension.reason) " since " (date_time(&suspension.suspended_at))
+                            "; cancelled automatically if not reinstated by " (date_time(&suspension.grace_until))
+                        }
+                    }
                     @if let Some(c) = &s.cancellation {
                         dt { "Cancellation" }
-                        dd { (c.reason) "; " (if c.refundable { "refundable" } else { "not refundable" }) }
+                        dd { (cancellation_words(&c.reason)) "; " (if c.refundable { "refundable" } else { "not refundable" }) }
                     }
                 }
             }
@@ -245,4 +266,17 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
             (timeline::section(page.timeline))
         },
     )
+}
+
+/// A cancellation's reason in words; the system's reasons are codes.
+fn cancellation_words(reason: &str) -> String {
+    match reason {
+        fulfillment_core::ACTIVATION_DEADLINE_REASON => {
+            "Cancelled by the system: the publisher did not activate it before the activation deadline".into()
+        }
+        fulfillment_core::SUSPENSION_GRACE_EXPIRED_REASON => {
+            "Cancelled by the system: still suspended at the end of the grace period".into()
+        }
+        other => other.to_owned(),
+    }
 }

@@ -50,7 +50,8 @@ pub(crate) async fn list(
     if subscriptions.is_empty() {
         return Err(ApiError::NotFound("customer not found (no subscriptions bought by this partner)".into()));
     }
-    let items: Vec<Value> = subscriptions.iter().map(|s| subscription_view(&state.directory, s)).collect();
+    let items: Vec<Value> =
+        subscriptions.iter().map(|s| subscription_view(&state.directory, s, state.clock.now())).collect();
     Ok(axum::Json(json!({
         "totalCount": items.len(),
         "items": items,
@@ -85,14 +86,14 @@ pub(crate) async fn get(
         let known: Vec<_> = stored.into_iter().map(|e| e.envelope).filter(|e| e.recorded_at <= as_of).collect();
         let past = fulfillment_core::fold(None, &known).state;
         let s = owned(past.as_ref(), &partner, &customer_id)?;
-        let mut body = subscription_view(&state.directory, s);
+        let mut body = subscription_view(&state.directory, s, as_of.to_utc());
         body["asOf"] = as_of.to_rfc3339().into();
         return Ok(axum::Json(body).into_response());
     }
     state.catch_up().await?;
     let found = state.read_models.subscription(id).await?;
     let s = owned(found.as_ref(), &partner, &customer_id)?;
-    Ok(with_etag(subscription_view(&state.directory, s), s))
+    Ok(with_etag(subscription_view(&state.directory, s, state.clock.now()), s))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,7 +234,7 @@ pub(crate) async fn change_subscription(
             }
             let (after, stream) = prepare(id, &loaded, envelopes(id, &source, now, now, events));
             let after = after.ok_or_else(|| ApiError::Internal("subscription vanished while folding".into()))?;
-            let body = subscription_view(&state.directory, &after);
+            let body = subscription_view(&state.directory, &after, now);
             let batch = AppendBatch { streams: vec![stream], idempotency: None };
             Ok((batch, StoredResponse { status: 200, body, location: None, etag: Some(etag(&after)) }))
         }

@@ -1,7 +1,8 @@
 //! How a subscription looks to a partner (Partner Center field names), and its activation link.
 
 use crate::directory::Directory;
-use fulfillment_core::Subscription;
+use chrono::{DateTime, Utc};
+use fulfillment_core::{Status, Subscription};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything but RFC 3986 unreserved characters is escaped in the `token` query value.
@@ -22,15 +23,51 @@ pub fn activation_link(directory: &Directory, s: &Subscription) -> Option<String
     Some(format!("{}{separator}token={token}", publisher.site_url))
 }
 
-/// The partner-facing representation.
-pub fn subscription_view(directory: &Directory, s: &Subscription) -> Value {
+/// The current term as Partner Center shows it, at the top level of the subscription: its
+/// number and start, `commitmentEndDate` (its end), and what happens then: `renewalDate` with
+/// auto-renew on, `expiryDate` with it off (or when it expired). All null until billing starts
+/// the first term.
+fn term_view(s: &Subscription) -> Value {
+    let Some(term) = s.current_term else {
+        return json!({ "termNumber": null, "termStartDate": null, "commitmentEndDate": null, "renewalDate": null, "expiryDate": null });
+    };
+    let ends = !s.status.is_terminal();
+    json!({
+        "termNumber": term.number,
+        "termStartDate": term.start_date,
+        "commitmentEndDate": term.end_date,
+        "renewalDate": if ends && s.purchase.auto_renew { Some(term.end_date) } else { None },
+        "expiryDate": match (s.status, s.expired_at) {
+            (Status::Expired, at) => at,
+            _ if ends && !s.purchase.auto_renew => Some(term.end_date),
+            _ => None,
+        },
+    })
+}
+
+/// Licenses the partner may still remove with a refund at `now`, as Partner Center's
+/// `refundableQuantity`: while the current term's cancellation window is open, every license
+/// (the window opens at purchase and again at each renewal), until its end.
+fn refundable_quantity(s: &Subscription, now: DateTime<Utc>) -> Value {
+    let open = !s.status.is_terminal() && now <= s.cancellation_allowed_until;
+    if !open {
+        return json!({ "totalQuantity": 0, "details": [] });
+    }
+    json!({
+        "totalQuantity": s.purchase.quantity,
+        "details": [{ "quantity": s.purchase.quantity, "allowUntilDateTime": s.cancellation_allowed_until }],
+    })
+}
+
+/// The partner-facing representation at `now` (which decides the refundable quantity).
+pub fn subscription_view(directory: &Directory, s: &Subscription, now: DateTime<Utc>) -> Value {
     let link = activation_link(directory, s);
     let self_uri = format!("/v1/customers/{}/subscriptions/{}", s.purchase.customer_id, s.id);
     let activation_links_uri = format!(
         "/v1/customers/{}/orders/{}/lineitems/{}/activationlinks",
         s.purchase.customer_id, s.purchase.order_id, s.purchase.line_item_number
     );
-    json!({
+    let mut view = json!({
         "id": s.id,
         "offerId": s.purchase.offer_id,
         "planId": s.purchase.plan_id,
@@ -57,10 +94,17 @@ pub fn subscription_view(directory: &Directory, s: &Subscription) -> Value {
         "billingStartedAt": s.billing_started_at,
         "cancelledAt": s.cancelled_at,
         "cancellation": s.cancellation,
+        "refundableQuantity": refundable_quantity(s, now),
+        "suspension": s.suspension.as_ref().filter(|_| s.status == Status::Suspended),
+        "activationDeadline": if s.action_needed() { s.activation_deadline } else { None },
         "links": {
             "self": { "uri": self_uri, "method": "GET", "headers": [] },
             "activationLinks": { "uri": activation_links_uri, "method": "GET", "headers": [] },
         },
         "attributes": { "etag": etag(s), "objectType": "Subscription" },
-    })
+    });
+    if let (Some(view), Value::Object(term)) = (view.as_object_mut(), term_view(s)) {
+        view.extend(term);
+    }
+    view
 }
