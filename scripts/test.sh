@@ -13,6 +13,8 @@
 #    scenario suites a third time with the event log in Kafka and read models in PostgreSQL.
 # 4. The console's browser test in headless Chromium (Debian's chromium and chromium-driver,
 #    installed here when missing).
+# Debian's libfaketime is installed too when missing: tests/time_process.rs restarts the real
+# binary with its clock moved ahead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target/tmp
@@ -36,6 +38,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   echo "== installing chromium and chromium-driver for the browser test"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
+  echo "== installing libfaketime for the tests that restart the service with its clock moved"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libfaketime >/dev/null
 fi
 
 export FULFILLMENT_TEST_POSTGRES="${FULFILLMENT_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"

@@ -76,7 +76,7 @@ async fn resolve(app: &TestApp, spec: &Spec, token: &str) -> Reply {
 /// Purchase, licenses assigned by webhook, activated through the API: billing runs.
 async fn active_subscription(app: &TestApp, spec: &Spec, quantity: u32) -> String {
     let (_, sub) = app.purchase("cust-saas", quantity).await;
-    app.licenses_assigned(&format!("lic-{sub}"), &sub, 1).await.expect(200);
+    app.licenses_assigned(&format!("lic-{sub}"), &sub, quantity).await.expect(200);
     saas(
         app,
         spec,
