@@ -9,6 +9,8 @@
 //!   SIGKILL mid-stream, a third starts later. The read model then equals a fresh fold of the
 //!   topic, and a billing consumer of the billing topic sees exactly one `billing.started` per
 //!   activated subscription.
+//! - Two schedulers: two processes of one deployment, each with a projector and its deadline
+//!   scheduler, clocks moved past the first term: each subscription renews once.
 //!
 //! Both need PostgreSQL, so they are `#[ignore]`d for plain `cargo test` and run by the test
 //! script; the command-line checks at the end need nothing.
@@ -381,4 +383,48 @@ fn separate_processes_and_the_kafka_log_ask_for_what_they_need() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "serve put the log in Kafka without PostgreSQL");
     assert!(stderr.contains("--database-url"), "{stderr}");
+}
+
+/// Two processes of one deployment, each running a projector and with it a deadline scheduler,
+/// both with their clocks moved past the subscriptions' first term: every renewal is recorded
+/// once (the stream version decides their races in the log's write side), never twice.
+#[tokio::test]
+#[ignore = "needs a Kafka broker and PostgreSQL (scripts/test.sh)"]
+async fn two_schedulers_on_one_deployment_never_double_a_renewal() {
+    let deployment = kafka::fresh_deployment(postgres::fresh_database().await);
+    let first = TestApp::spawn_with(Parts::IngressAndProjector(kafka::projector(deployment.clone(), None))).await;
+    let second = TestApp::spawn_with(Parts::IngressAndProjector(kafka::projector(deployment.clone(), None))).await;
+    let mut subs = Vec::new();
+    for n in 0..6 {
+        let (_, sub) = first.purchase("customer-1", 2).await;
+        first.licenses_assigned(&format!("l-{n}"), &sub, 2).await.expect(200);
+        first.setup_confirmed(&format!("s-{n}"), &sub, 2).await.expect(200);
+        subs.push(sub);
+    }
+    for sub in &subs {
+        wait_for_status(&first, sub, "active").await;
+    }
+    first.advance(chrono::Duration::days(32));
+    second.advance(chrono::Duration::days(32));
+    let renewed = |events: &[serde_json::Value], sub: &str| {
+        events.iter().filter(|e| e["subscriptionId"] == sub && e["type"] == "billing.renewed").count()
+    };
+    for _ in 0..120 {
+        let events = first.billing_events().await;
+        if subs.iter().all(|sub| renewed(&events, sub) >= 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Give a doubled renewal every chance to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events = first.billing_events().await;
+    for sub in &subs {
+        assert_eq!(renewed(&events, sub), 1, "{sub}: {:?}", first.billing_types(sub).await);
+        let history = first.history("customer-1", sub).await;
+        let recorded = history.iter().filter(|e| e["type"] == "subscription.renewed").count();
+        assert_eq!(recorded, 1, "one renewal in the log for {sub}");
+    }
+    second.stop().await;
+    first.stop().await;
 }
