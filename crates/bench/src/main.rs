@@ -5,11 +5,13 @@
 //! - `ingest`: partner orders and signed webhooks per second against a service on loopback;
 //! - `e2e`: webhook received → billing event visible in the feed, at a steady rate;
 //! - `generate`: a synthetic event log (for replay and verify figures);
-//! - `fold`: a whole log folded into a fresh read-model store (projector events/s).
+//! - `fold`: a whole log folded into a fresh read-model store (projector events/s);
+//! - `deadlines`: deadlines reached per second when many fall due at once (the scheduler).
 //!
 //! The service is started in-process through the `fulfillment` library ([`service`]), on the
 //! demo catalog, in a scratch directory or on the Kafka brokers and PostgreSQL database named.
 
+mod deadlines;
 mod e2e;
 mod fold;
 mod generate;
@@ -48,6 +50,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Fold a whole log into a fresh SQLite or PostgreSQL read-model store: projector events/s.
     Fold(fold::FoldArgs),
+    /// Deadlines reached per second when many fall due at once: the scheduler's throughput.
+    Deadlines(deadlines::DeadlinesArgs),
 }
 
 #[tokio::main]
@@ -60,5 +64,6 @@ async fn main() -> anyhow::Result<()> {
         Command::E2e(args) => e2e::end_to_end(args).await,
         Command::Generate(args) => generate::generate(args).await,
         Command::Fold(args) => fold::fold(args).await,
+        Command::Deadlines(args) => deadlines::deadlines(args).await,
     }
 }
