@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
-/// Barred keys kept before expired ones are swept out.
-const SWEEP_ABOVE: usize = 10_000;
+/// Failures between two sweeps of forgotten keys: every this many failures, keys whose bar
+/// ended and keys whose failures are a minute old are dropped, so the keys held stay bounded by
+/// the failures of the last minute, however many distinct keys an attacker presents.
+const SWEEP_EVERY: u64 = 1024;
 
 /// Failures allowed per minute, per source address and per credential id (`0`: no limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +54,18 @@ enum Key {
 struct Limit {
     failures: DefaultKeyedRateLimiter<Key>,
     barred: DashMap<Key, Instant>,
+    /// Failures counted, for the periodic sweep.
+    counted: std::sync::atomic::AtomicU64,
 }
 
 impl Limit {
     fn new(per_minute: u32) -> Option<Limit> {
         let per_minute = NonZeroU32::new(per_minute)?;
-        Some(Limit { failures: RateLimiter::keyed(Quota::per_minute(per_minute)), barred: DashMap::new() })
+        Some(Limit {
+            failures: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            barred: DashMap::new(),
+            counted: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Time left on `key`'s bar, if barred.
@@ -73,15 +81,22 @@ impl Limit {
 
     /// Counts a failure; bars the key when it has no failure left.
     fn count(&self, key: Key) -> bool {
-        let Err(not_until) = self.failures.check_key(&key) else { return false };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        if self.barred.len() >= SWEEP_ABOVE {
+        if self.counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             let now = Instant::now();
             self.barred.retain(|_, until| *until > now);
             self.failures.retain_recent();
+            self.failures.shrink_to_fit();
         }
+        let Err(not_until) = self.failures.check_key(&key) else { return false };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
         self.barred.insert(key, Instant::now() + wait);
         true
+    }
+
+    /// Keys held (failure counters and bars), for the tests of the sweep.
+    #[cfg(test)]
+    fn keys_held(&self) -> usize {
+        self.failures.len() + self.barred.len()
     }
 }
 
@@ -197,6 +212,19 @@ mod tests {
 
     fn from(ip: &str) -> Attempt {
         Attempt::from(Some(SocketAddr::new(ip.parse().unwrap(), 4000)))
+    }
+
+    #[test]
+    fn keys_of_failures_that_aged_out_are_forgotten_however_many_distinct_keys_fail() {
+        // 6,000 a minute: one failure is forgotten after 10 ms.
+        let limit = Limit::new(6000).unwrap();
+        for n in 0..SWEEP_EVERY - 1 {
+            limit.count(Key::Credential(format!("token-{n}")));
+        }
+        assert_eq!(limit.keys_held(), (SWEEP_EVERY - 1) as usize);
+        std::thread::sleep(Duration::from_millis(50));
+        limit.count(Key::Credential("one-more".into()));
+        assert!(limit.keys_held() <= 1, "held {} keys after the sweep", limit.keys_held());
     }
 
     #[test]
