@@ -10,7 +10,10 @@
 //! about 30 MiB larger after they closed, with glibc malloc and with mimalloc alike). Here each
 //! chunk is copied into one buffer of the declared length and dropped at once. A body of at
 //! least [`MAPPED_FROM_BYTES`] goes into an anonymous memory map of its own, unmapped the moment
-//! its last reference is dropped; smaller ones, and bodies of unknown length, into a `Vec`.
+//! its last reference is dropped; smaller ones into a `Vec`. A body of unknown length (chunked)
+//! starts in a `Vec` and moves to a map sized for the largest body allowed once it passes
+//! [`MAPPED_FROM_BYTES`] (the map's untouched pages cost nothing), so it never grows by
+//! doubling reallocations either.
 
 use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
@@ -55,6 +58,17 @@ impl Buffer {
     }
 
     fn extend(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if let Buffer::Heap(bytes) = self {
+            let len = bytes.len() + chunk.len();
+            if len > MAPPED_FROM_BYTES && len <= MAX_BODY_BYTES {
+                // Only a body of unknown length gets here: a declared one is never longer than
+                // declared, and a declared one this long was mapped from the start.
+                let mut map = MmapMut::map_anon(MAX_BODY_BYTES)
+                    .map_err(|e| ApiError::Overloaded(format!("cannot map memory for a request body: {e}")))?;
+                map[..bytes.len()].copy_from_slice(bytes);
+                *self = Buffer::Mapped(MappedBody { map, len: bytes.len() });
+            }
+        }
         match self {
             Buffer::Heap(bytes) if bytes.len() + chunk.len() <= MAX_BODY_BYTES => bytes.extend_from_slice(chunk),
             Buffer::Mapped(mapped) if mapped.len + chunk.len() <= mapped.map.len() => {
@@ -112,6 +126,19 @@ mod tests {
         let read = read_whole(chunked(vec![&HALF, &HALF]), Some(2 * MAPPED_FROM_BYTES)).await.unwrap();
         assert_eq!(read.len(), 2 * MAPPED_FROM_BYTES);
         assert!(read.iter().all(|b| *b == b'x'));
+    }
+
+    #[tokio::test]
+    async fn a_long_body_of_unknown_length_moves_to_a_map_and_stays_whole() {
+        static HALF: [u8; MAPPED_FROM_BYTES] = [b'y'; MAPPED_FROM_BYTES];
+        let read = read_whole(chunked(vec![b"ab", &HALF, &HALF]), None).await.unwrap();
+        assert_eq!(read.len(), 2 * MAPPED_FROM_BYTES + 2);
+        assert_eq!(&read[..3], b"aby");
+        assert!(read[2..].iter().all(|b| *b == b'y'));
+        let mut too_long: Vec<&'static [u8]> = vec![&HALF; MAX_BODY_BYTES / MAPPED_FROM_BYTES];
+        too_long.push(b"!");
+        let over = read_whole(chunked(too_long), None).await;
+        assert!(matches!(over, Err(ApiError::PayloadTooLarge { .. })), "{over:?}");
     }
 
     #[tokio::test]
