@@ -64,8 +64,21 @@ pub(super) fn read_failure(nav: &Nav<'_>, error: ApiError, what: &str) -> Respon
     page(status, error_page(Some(nav), "Cannot show this page", &message))
 }
 
-/// 400 for a form that could not be read (logged, safely, at INFO).
+/// 400 for a form that could not be read (logged, safely, at INFO); a body the request limits
+/// stopped gets their answer instead (413 too large, 408 too slow, 503 with `Retry-After` when
+/// the bodies in flight fill the budget), as the APIs answer it.
 pub(super) fn bad_form(nav: Option<&Nav<'_>>, rejection: FormRejection) -> Response {
+    if let Some(limit) = crate::request_limits::cause(&rejection) {
+        let error = ApiError::from(limit);
+        let (status, errors) = forms::describe(&error, "form");
+        let message = errors.get("form").unwrap_or("The form could not be read; try again.").to_owned();
+        let mut response = page(status, error_page(nav, "The form could not be read", &message));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry = header::HeaderValue::from(crate::error::RETRY_AFTER_SECONDS);
+            response.headers_mut().insert(header::RETRY_AFTER, retry);
+        }
+        return response;
+    }
     info!(rejection = %log_safe(&rejection.body_text()), "console form unreadable");
     page(
         StatusCode::BAD_REQUEST,
