@@ -115,7 +115,12 @@ pub(crate) async fn receive(
         header(headers, "webhook-signature"),
         state.clock.now(),
     )
-    .map_err(|e| refused(e.to_string()))?;
+    .map_err(|e| {
+        // Counted against the address only: headers anyone can leave out must not bar the
+        // publisher they name.
+        state.auth_failures.failed(&address);
+        refused(e.to_string())
+    })?;
     let RawBody(raw) = RawBody::from_request(request, &state).await?;
     let verified = signature::verify_body(&publisher.webhook_secrets, signed, &raw).map_err(|e| {
         state.auth_failures.failed(&attempt);
