@@ -44,10 +44,13 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<unparseable database url>".into();
     };
-    match rest.split_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
+    // The last `@` before the query ends the credentials: a password may hold an unencoded
+    // `@`, and sqlx's parser splits the same way.
+    let query = rest.find('?').unwrap_or(rest.len());
+    match rest[..query].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
         }
         None => url.to_owned(),
     }
@@ -143,5 +146,21 @@ impl Projection for PostgresReadModel {
         fold_and_write_at(&mut tx, events, last.position).await?;
         tx.commit().await?;
         Ok(last.position)
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn the_password_never_shows_even_with_an_unencoded_at_sign() {
+        assert_eq!(
+            redact_url("postgres://u:p@ss@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://u:secret@db/x"), "postgres://u:***@db/x");
+        assert_eq!(redact_url("postgres://db/x?user=a@b"), "postgres://db/x?user=a@b");
+        assert!(!redact_url("postgres://u:p@ss@db/x").contains("ss@"));
     }
 }
