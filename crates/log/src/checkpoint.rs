@@ -222,6 +222,13 @@ mod tests {
             panic!("removed hashes were recomputed over an edited event");
         };
         assert_eq!((link.subscription_id, link.position), (a, 1));
+        // Every hash removed from a log `verify` vouched for is an edit, not an old log: refused.
+        strip("1");
+        record_verified_position(&path, 3).unwrap();
+        let Err(LogError::Tampered(link)) = SqliteEventLog::open(&path, SqliteLogOptions::default()).await else {
+            panic!("a vouched-for log stripped of every hash was chained anew");
+        };
+        assert_eq!(link.position, 1);
     }
 
     #[tokio::test]

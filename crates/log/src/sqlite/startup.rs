@@ -8,7 +8,7 @@
 
 use super::reads::open_reader;
 use super::BUSY_TIMEOUT;
-use crate::chain::{event_hash, GENESIS_HASH};
+use crate::chain::{event_hash, ChainBreak, GENESIS_HASH};
 use crate::checkpoint::check_tail;
 use crate::integrity::{check_integrity, IntegrityCheck};
 use crate::LogError;
@@ -92,6 +92,21 @@ async fn backfill_hash_chain(conn: &mut SqliteConnection) -> Result<(), LogError
             .await?;
     if !any_event || any_hash {
         return Ok(());
+    }
+    // A log `verify` once vouched for was chained then: every hash gone is an edit, not age.
+    let vouched: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM verified_checkpoint)").fetch_one(&mut *conn).await?;
+    if vouched {
+        let (position, subscription, stream_version): (i64, String, i64) =
+            sqlx::query_as("SELECT position, subscription_id, stream_version FROM events ORDER BY position LIMIT 1")
+                .fetch_one(&mut *conn)
+                .await?;
+        return Err(LogError::Tampered(ChainBreak {
+            subscription_id: subscription.parse().map_err(|e| LogError::Damaged(format!("subscription id: {e}")))?,
+            position: position as u64,
+            stream_version: stream_version as u64,
+            reason: "every hash is gone from a log `fulfillment verify` once vouched for: the chain was removed".into(),
+        }));
     }
     warn!("computing the hash chain of events written before it existed");
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
