@@ -60,8 +60,9 @@ pub struct ApiArgs {
     #[arg(long, env = "FULFILLMENT_AUTH_FAILURES_PER_CREDENTIAL", default_value_t = 60)]
     pub auth_failures_per_credential: u32,
     /// The URL clients reach this service by (`https://fulfillment.example.com`), for the
-    /// absolute links of the SaaS API (`Operation-Location`, `@nextLink`); without it links are
-    /// relative. Never taken from the request's Host header.
+    /// absolute links of the SaaS API (`Operation-Location`, `@nextLink`); without it links
+    /// start with `http://<listen address>`, or are relative when listening on 0.0.0.0. Never
+    /// taken from the request's Host header.
     #[arg(long, env = "FULFILLMENT_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
     /// Hours an idempotency record (a webhook id, an Idempotency-Key and its answer) is kept;

@@ -48,7 +48,10 @@ pub async fn deadlines(args: DeadlinesArgs) -> anyhow::Result<()> {
         &mut fulfillment_audit::Silent,
     )
     .await?;
-    println!("wrote and folded {} subscriptions ({} events), first terms ended 31 days ago", args.subscriptions, report.events);
+    println!(
+        "wrote and folded {} subscriptions ({} events), first terms ended 31 days ago",
+        args.subscriptions, report.events
+    );
 
     let baseline = timed_plain_appends(log.as_ref(), args.subscriptions, args.concurrency).await?;
     let now: Now = Arc::new(move || bought_at + Days::days(32));

@@ -63,8 +63,8 @@ pub(crate) async fn fold_and_write<D: Backend>(
     insert_rejected::<D>(conn, &rejected).await
 }
 
-/// The distinct subscriptions a batch touches, sorted (the rows to load, in a stable order so
-/// concurrent writers lock them in the same order).
+/// The distinct subscriptions a batch touches, sorted (the rows to load, in a stable order).
+/// Concurrent batches do not interleave: each holds the position row's lock.
 fn touched_subscriptions(events: &[StoredEvent]) -> Vec<SubscriptionId> {
     let mut ids: Vec<SubscriptionId> = events.iter().map(|e| e.envelope.subscription_id).collect();
     ids.sort();
