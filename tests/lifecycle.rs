@@ -62,6 +62,7 @@ async fn a_term_renews_once_with_auto_renew_on_and_the_views_show_the_new_term()
     assert_eq!(first["renewalDate"], first["commitmentEndDate"]);
     assert!(first["expiryDate"].is_null());
     let term_end: chrono::DateTime<chrono::Utc> = first["commitmentEndDate"].as_str().unwrap().parse().unwrap();
+    let before_renewal = app.now();
 
     app.advance(Duration::days(31));
     let billing = wait_for_billing(&app, &sub, &["billing.started", "billing.renewed"]).await;
@@ -98,6 +99,21 @@ async fn a_term_renews_once_with_auto_renew_on_and_the_views_show_the_new_term()
     let renewal = history.iter().find(|e| e["type"] == "subscription.renewed").unwrap();
     assert_eq!(renewal["source"]["kind"], "system");
     assert_eq!(renewal["occurredAt"], billing[1]["effectiveAt"]);
+    // An audit of the moment before the renewal was recorded still sees the first term.
+    let as_of = before_renewal.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let past = app
+        .request(
+            Method::GET,
+            &format!("/v1/customers/cust-r/subscriptions/{sub}?asOf={as_of}"),
+            Some(PARTNER_1_KEY),
+            None,
+            &[],
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(past["termNumber"], 1);
+    assert_eq!(past["commitmentEndDate"], first["commitmentEndDate"]);
     app.stop().await;
 }
 

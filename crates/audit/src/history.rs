@@ -140,3 +140,24 @@ pub fn render_table(rows: &[TimelineRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_events_are_explained_in_words() {
+        let renewed = Event::Renewed {
+            term_number: 2,
+            term_start: "2027-01-05T10:00:00Z".parse().unwrap(),
+            term_end: "2027-02-05T10:00:00Z".parse().unwrap(),
+            cancellation_allowed_until: "2027-01-08T10:00:00Z".parse().unwrap(),
+        };
+        assert_eq!(details(&renewed), "renewed: term 2, 2027-01-05 \u{2192} 2027-02-05, auto-renew on");
+        assert_eq!(details(&Event::Expired { term_number: 3 }), "expired: term 3 ended, auto-renew off");
+        let suspended =
+            Event::Suspended { reason: "paymentFailed".into(), grace_until: "2027-02-04T00:00:00Z".parse().unwrap() };
+        assert_eq!(details(&suspended), "suspended: paymentFailed, cancelled unless reinstated by 2027-02-04");
+        assert_eq!(details(&Event::Reinstated {}), "reinstated: billing resumes");
+    }
+}
