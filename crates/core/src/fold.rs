@@ -79,7 +79,7 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
                     activation_deadline: Some(
                         activation_deadline.unwrap_or_else(|| default_activation_deadline(purchased_at)),
                     ),
-                    licenses_required: licenses_required.unwrap_or(LicensesRequired::Any),
+                    licenses_required: licenses_required.unwrap_or_else(LicensesRequired::before_the_rule),
                     cancellation_window_seconds: (*cancellation_allowed_until - purchased_at).num_seconds().max(0),
                     suspension: None,
                     expired_at: None,

@@ -51,7 +51,8 @@ pub use event::{
 };
 pub use fold::{apply, fold, Effect, Folded};
 pub use lifecycle::{
-    Deadline, DeadlineKind, ACTIVATION_DEADLINE_REASON, EXPIRED_REASON, SUSPENSION_GRACE_EXPIRED_REASON,
+    reach_due_deadlines, Deadline, DeadlineKind, ACTIVATION_DEADLINE_REASON, EXPIRED_REASON, MAX_DEADLINES_AT_ONCE,
+    SCHEDULER_ACTOR, SUSPENSION_GRACE_EXPIRED_REASON,
 };
 pub use policy::{LicensesRequired, Policy};
 pub use rejection::Rejection;

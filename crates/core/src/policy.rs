@@ -23,6 +23,11 @@ pub enum LicensesRequired {
 }
 
 impl LicensesRequired {
+    /// The rule of purchases recorded before it was configurable.
+    pub fn before_the_rule() -> Self {
+        LicensesRequired::Any
+    }
+
     /// Whether `assigned` licenses of `quantity` bought satisfy the rule.
     pub fn satisfied_by(self, assigned: u32, quantity: u32) -> bool {
         match self {

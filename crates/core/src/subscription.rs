@@ -148,8 +148,9 @@ pub struct Subscription {
     /// When the system cancels the subscription if it is still pending.
     #[serde(default)]
     pub activation_deadline: Option<DateTime<Utc>>,
-    /// How many licenses must be assigned before billing starts (recorded at purchase).
-    #[serde(default)]
+    /// How many licenses must be assigned before billing starts (recorded at purchase; a state
+    /// stored before the rule existed folded its purchase under the old rule, `any`).
+    #[serde(default = "LicensesRequired::before_the_rule")]
     pub licenses_required: LicensesRequired,
     /// Length of the refundable cancellation window, in seconds, as recorded at purchase; each
     /// renewal opens a window of the same length.

@@ -11,7 +11,7 @@
 //! commands. The fold never reads a clock.
 
 use crate::billing::{BillingEvent, BillingEventKind};
-use crate::event::{Cancellation, Event, SourceKind, SubscriptionId};
+use crate::event::{Cancellation, Event, EventEnvelope, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
 use crate::fold::Effect;
 use crate::rejection::Rejection;
 use crate::subscription::{Status, Subscription, Suspension, TermPeriod};
@@ -77,9 +77,62 @@ impl Deadline {
     /// The id of the event this deadline causes on subscription `id`: the same deadline always
     /// yields the same id, whoever reaches it and however often.
     pub fn event_id(&self, id: SubscriptionId) -> Uuid {
-        let name = format!("{id}/{}/{}/{}", self.kind.as_str(), self.term_number, self.due_at.timestamp_micros());
+        self.event_id_for_attempt(id, 0)
+    }
+
+    /// [`Deadline::event_id`] for attempt `attempt` (0 is the first): a retry after the log
+    /// refused the first id as already used (a Kafka message voided after a failed commit keeps
+    /// its id) derives the next one, still the same for every writer.
+    pub fn event_id_for_attempt(&self, id: SubscriptionId, attempt: u32) -> Uuid {
+        let mut name = format!("{id}/{}/{}/{}", self.kind.as_str(), self.term_number, self.due_at.timestamp_micros());
+        if attempt > 0 {
+            name.push_str(&format!("/{attempt}"));
+        }
         Uuid::new_v5(&DEADLINE_ID_NAMESPACE, name.as_bytes())
     }
+}
+
+/// The actor id of the events deadlines cause (source kind `system`).
+pub const SCHEDULER_ACTOR: &str = "scheduler";
+
+/// Most deadlines reached at once for one subscription (a monthly one catching up 20 years);
+/// the rest fall due again at the next look.
+pub const MAX_DEADLINES_AT_ONCE: usize = 256;
+
+/// Every deadline of `state` due at `now`, reached in order, as they are recorded: the events
+/// each causes (source `system`, actor [`SCHEDULER_ACTOR`], `occurred_at` = its deadline,
+/// `recorded_at` = `now`, id from [`Deadline::event_id_for_attempt`]) and the state after them.
+/// Nothing is due: no events, the state as it was. Both the scheduler and every write path use
+/// this, so a command is never decided against a state whose deadline already passed.
+pub fn reach_due_deadlines(
+    mut state: Option<Subscription>,
+    now: DateTime<Utc>,
+    attempt: u32,
+) -> (Option<Subscription>, Vec<EventEnvelope>) {
+    let mut recorded = Vec::new();
+    while recorded.len() < MAX_DEADLINES_AT_ONCE {
+        let Some(s) = &state else { break };
+        let Some(deadline) = s.next_deadline().filter(|d| d.due_at <= now) else { break };
+        let events = decide_deadline(s, &deadline, now);
+        if events.is_empty() {
+            break;
+        }
+        let id = s.id;
+        for event in events {
+            let envelope = EventEnvelope {
+                event_id: deadline.event_id_for_attempt(id, attempt),
+                subscription_id: id,
+                schema_version: EVENT_SCHEMA_VERSION,
+                source: Source { kind: SourceKind::System, actor_id: SCHEDULER_ACTOR.into() },
+                occurred_at: deadline.due_at,
+                recorded_at: now,
+                event,
+            };
+            state = crate::fold::apply(state, &envelope).0;
+            recorded.push(envelope);
+        }
+    }
+    (state, recorded)
 }
 
 impl Subscription {
@@ -150,7 +203,7 @@ pub(crate) fn decide_deadline(s: &Subscription, deadline: &Deadline, now: DateTi
 }
 
 /// Decides [`Command::Suspend`](crate::Command::Suspend): only an active subscription is
-/// suspended; suspending a suspended one again changes nothing.
+/// suspended (a retried request is answered from its idempotency record, not decided again).
 pub(crate) fn decide_suspend(
     s: &Subscription,
     reason: &str,
@@ -158,7 +211,6 @@ pub(crate) fn decide_suspend(
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Rejection> {
     match s.status {
-        Status::Suspended => Ok(vec![]),
         Status::Subscribed => {
             let reason = reason.trim();
             if reason.is_empty() || reason.chars().count() > 128 || reason.chars().any(char::is_control) {
@@ -171,11 +223,10 @@ pub(crate) fn decide_suspend(
 }
 
 /// Decides [`Command::Reinstate`](crate::Command::Reinstate): only a suspended subscription is
-/// reinstated; reinstating an active one changes nothing.
+/// reinstated.
 pub(crate) fn decide_reinstate(s: &Subscription) -> Result<Vec<Event>, Rejection> {
     match s.status {
         Status::Suspended => Ok(vec![Event::Reinstated {}]),
-        Status::Subscribed => Ok(vec![]),
         other => Err(Rejection::NotSuspended(other.partner_center_name())),
     }
 }

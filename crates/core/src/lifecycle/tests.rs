@@ -217,7 +217,7 @@ fn suspension_pauses_billing_and_refuses_quantity_changes_until_reinstated() {
     assert!(!s.is_billing());
     assert_eq!(billing(&effects)[0].kind, BillingEventKind::Suspended { reason: "paymentFailed".into() });
     let again = Command::Suspend { reason: "paymentFailed".into(), grace: Duration::days(30) };
-    assert_eq!(decide(Some(&s), &again, t0()).unwrap(), vec![], "suspending twice changes nothing");
+    assert_eq!(decide(Some(&s), &again, t0()), Err(Rejection::NotSubscribed("suspended")), "not active");
     let change = Command::ChangeQuantity { quantity: 9, plan: plan() };
     assert_eq!(decide(Some(&s), &change, t0()), Err(Rejection::Suspended { reason: "paymentFailed".into() }));
     let events = decide(Some(&s), &Command::Reinstate, t0()).unwrap();
@@ -225,7 +225,7 @@ fn suspension_pauses_billing_and_refuses_quantity_changes_until_reinstated() {
     assert_eq!(billing(&folded.effects)[0].kind, BillingEventKind::Resumed { quantity: 5 });
     let s = folded.state.unwrap();
     assert_eq!(s.status, Status::Subscribed);
-    assert_eq!(decide(Some(&s), &Command::Reinstate, t0()).unwrap(), vec![], "reinstating twice changes nothing");
+    assert_eq!(decide(Some(&s), &Command::Reinstate, t0()), Err(Rejection::NotSuspended("active")));
 }
 
 #[test]
@@ -293,6 +293,26 @@ fn a_decrease_inside_the_window_is_refundable_and_after_it_is_not() {
     assert!(matches!(billing(&outside.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: false, .. }));
     let increase = fold(Some(s), &[envelope(Event::QuantityChanged { previous_quantity: 5, quantity: 8 })]);
     assert!(matches!(billing(&increase.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: false, .. }));
+}
+
+#[test]
+fn reaching_due_deadlines_records_them_in_order_as_the_system_at_their_instants() {
+    let s = active(5);
+    let now = t0() + Duration::days(65);
+    let (after, recorded) = reach_due_deadlines(Some(s.clone()), now, 0);
+    let (expected, _) = reach_due(s.clone(), now);
+    assert_eq!(after.as_ref(), Some(&expected));
+    assert_eq!(recorded.len(), 2);
+    for (e, due) in recorded.iter().zip([at("2026-04-01T12:00:00Z"), at("2026-05-01T12:00:00Z")]) {
+        assert_eq!((e.occurred_at, e.recorded_at, e.source.kind), (due, now, SourceKind::System));
+        assert_eq!(e.source.actor_id, SCHEDULER_ACTOR);
+    }
+    assert_eq!(fold(Some(s.clone()), &recorded).state, after, "the envelopes fold to the state returned");
+    // Nothing due: nothing recorded. A retry derives other ids, the same for every writer.
+    assert!(reach_due_deadlines(after, now, 0).1.is_empty());
+    let (_, retried) = reach_due_deadlines(Some(s.clone()), now, 1);
+    assert_ne!(retried[0].event_id, recorded[0].event_id);
+    assert_eq!(retried[0].event_id, reach_due_deadlines(Some(s), now, 1).1[0].event_id);
 }
 
 #[test]
