@@ -6,7 +6,7 @@
 //! earliest first), the event log, and "now" (the wall clock, injected so tests can move it).
 //! Out: events appended to the log through the same path as every command: the subscription's
 //! state is read from the log, `decide` is asked to reach its next deadline
-//! ([`Command::ReachDeadline`]), and the event is appended against the stream version it was
+//! ([`Command::ReachDeadline`](fulfillment_core::Command::ReachDeadline), through [`reach_due_deadlines`]), and the event is appended against the stream version it was
 //! decided on, with `occurred_at` = the deadline, `recorded_at` = now, source `system`, and an
 //! id derived from the deadline ([`Deadline::event_id`](fulfillment_core::Deadline::event_id)).
 //!
@@ -22,7 +22,7 @@
 //! log's group commit gathers their appends; then it sleeps [`SchedulerOptions::interval`].
 
 use chrono::{DateTime, Utc};
-use fulfillment_core::{decide, Command, EventEnvelope, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
+use fulfillment_core::{reach_due_deadlines, SubscriptionId};
 use fulfillment_log::{AppendBatch, EventLog, LogError, StreamAppend};
 use fulfillment_read_model::{DueDeadline, DueDeadlines, ReadModelError};
 use futures_util::stream::{self, StreamExt};
@@ -32,15 +32,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-/// The actor id of the events the scheduler records (source kind `system`).
-pub const SCHEDULER_ACTOR: &str = "scheduler";
-
-/// How many deadlines one subscription may reach in one visit (a monthly subscription catching
-/// up 20 years); the rest wait for the next sweep.
-const MAX_DEADLINES_PER_VISIT: usize = 256;
+pub use fulfillment_core::SCHEDULER_ACTOR;
 
 /// How often a visit decides again after losing a race on the stream version.
 const MAX_CONFLICTS_PER_VISIT: usize = 8;
+
+/// How many other ids a visit tries when a deadline's event id is already taken.
+const MAX_ID_ATTEMPTS: u32 = 3;
 
 /// The wall clock, injected.
 pub type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -80,6 +78,8 @@ pub struct Sweep {
     pub visited: u64,
     /// Events appended.
     pub reached: u64,
+    /// Subscriptions that could not be reached (retried at the next sweep).
+    pub failed: u64,
 }
 
 /// The scheduler's parts.
@@ -133,8 +133,16 @@ impl Scheduler {
                 .collect()
                 .await;
             sweep.visited += page.len() as u64;
-            for result in reached {
-                sweep.reached += result?;
+            // One subscription that cannot be reached now (its stream unreadable, say) must not
+            // hold back the others: it is logged and tried again at the next sweep.
+            for (due, result) in page.iter().zip(reached) {
+                match result {
+                    Ok(n) => sweep.reached += n,
+                    Err(e) => {
+                        sweep.failed += 1;
+                        warn!(subscription_id = %due.subscription_id, error = %e, "deadline not reached; retrying at the next sweep");
+                    }
+                }
             }
             after = Some(last);
         }
@@ -147,61 +155,44 @@ impl Scheduler {
         let id = due.subscription_id;
         let span = tracing::info_span!("deadline", subscription_id = %id);
         async move {
-            let (mut reached, mut conflicts) = (0, 0);
-            while (reached as usize) < MAX_DEADLINES_PER_VISIT {
-                match self.reach_next(id, now).await {
-                    Ok(true) => reached += 1,
-                    Ok(false) => break,
+            let (mut conflicts, mut attempt) = (0, 0);
+            loop {
+                match self.reach_due(id, now, attempt).await {
+                    Ok(reached) => return Ok(reached),
                     Err(LogError::Conflict { .. }) if conflicts < MAX_CONFLICTS_PER_VISIT => {
                         conflicts += 1;
                         debug!("another writer moved the stream; deciding again");
                     }
+                    // A Kafka message produced for this id and voided after its commit failed
+                    // keeps the id: the next attempt derives another, the same for every writer.
+                    Err(LogError::DuplicateEventId(event_id)) if attempt < MAX_ID_ATTEMPTS => {
+                        attempt += 1;
+                        warn!(%event_id, attempt, "the deadline's event id is taken; deciding again under the next");
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
-            Ok(reached)
         }
         .instrument(span)
         .await
     }
 
-    /// Decides and appends the subscription's next deadline if it is due at `now`; `false`
-    /// when nothing is due (any more).
-    async fn reach_next(&self, id: SubscriptionId, now: DateTime<Utc>) -> Result<bool, LogError> {
+    /// Reads the subscription's state from the log and appends the events of every deadline
+    /// due at `now` ([`reach_due_deadlines`]) against the version it read; how many.
+    async fn reach_due(&self, id: SubscriptionId, now: DateTime<Utc>, attempt: u32) -> Result<u64, LogError> {
         let loaded = self.log.stream_state(id).await?;
-        let Some(state) = &loaded.subscription else { return Ok(false) };
-        let Some(deadline) = state.next_deadline().filter(|d| d.due_at <= now) else { return Ok(false) };
-        let events = match decide(Some(state), &Command::ReachDeadline(deadline), now) {
-            Ok(events) if !events.is_empty() => events,
-            Ok(_) => return Ok(false),
-            Err(rejection) => {
-                warn!(%rejection, kind = deadline.kind.as_str(), "a due deadline was refused");
-                return Ok(false);
-            }
-        };
-        let event_id = deadline.event_id(id);
-        let envelopes: Vec<EventEnvelope> = events
-            .into_iter()
-            .map(|event| EventEnvelope {
-                event_id,
-                subscription_id: id,
-                schema_version: EVENT_SCHEMA_VERSION,
-                source: Source { kind: SourceKind::System, actor_id: SCHEDULER_ACTOR.into() },
-                occurred_at: deadline.due_at,
-                recorded_at: (self.now)(),
-                event,
-            })
-            .collect();
-        let append = StreamAppend { subscription_id: id, expected_version: loaded.version, events: envelopes };
+        let (_, events) = reach_due_deadlines(loaded.subscription, now, attempt);
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let reached: Vec<(uuid::Uuid, &'static str, DateTime<Utc>)> =
+            events.iter().map(|e| (e.event_id, e.event_type(), e.occurred_at)).collect();
+        let append = StreamAppend { subscription_id: id, expected_version: loaded.version, events };
         self.log.append(AppendBatch { streams: vec![append], idempotency: None }).await?;
-        info!(
-            event_id = %event_id,
-            kind = deadline.kind.as_str(),
-            due_at = %deadline.due_at,
-            term_number = deadline.term_number,
-            "deadline reached"
-        );
-        Ok(true)
+        for (event_id, event_type, due_at) in &reached {
+            info!(%event_id, event_type, %due_at, "deadline reached");
+        }
+        Ok(reached.len() as u64)
     }
 }
 

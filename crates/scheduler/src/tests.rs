@@ -4,7 +4,7 @@
 
 use super::*;
 use fulfillment_core::fixtures::{envelope, purchase};
-use fulfillment_core::Event;
+use fulfillment_core::{Event, EventEnvelope, SourceKind};
 use fulfillment_log::{SqliteEventLog, SqliteLogOptions};
 use fulfillment_read_model::{BillingFeed, FoldPosition, Projection, SqliteReadModel};
 use std::sync::Mutex;
