@@ -188,14 +188,17 @@ async fn suspend_reinstate_and_a_suspension_past_its_grace_period() {
 
     let seen = wait_for_status(&app, "cust-s", &sub, "suspended").await;
     assert_eq!(seen["suspension"]["reason"], "paymentFailed");
+    assert!(seen["renewalDate"].is_null(), "a suspended subscription does not renew");
+    let again = billing_post(&app, &sub, "suspend", Some(json!({"reason": "paymentFailed"})), None).await.expect(409);
+    assert_eq!(again.body["code"], "not-subscribed");
     let refused = app.patch("cust-s", &sub, json!({"quantity": 6})).await.expect(409);
     assert_eq!(refused.body["code"], "suspended");
     billing_post(&app, &sub, "reinstate", None, None).await.expect(200);
     wait_for_billing(&app, &sub, &["billing.started", "billing.suspended", "billing.resumed"]).await;
     let reinstated = wait_for_status(&app, "cust-s", &sub, "active").await;
     assert!(reinstated["suspension"].is_null());
-    let not_suspended = billing_post(&app, &sub, "reinstate", Some(json!({})), None).await.expect(200);
-    assert_eq!(not_suspended.body["status"], "active", "reinstating an active subscription changes nothing");
+    let not_suspended = billing_post(&app, &sub, "reinstate", Some(json!({})), None).await.expect(409);
+    assert_eq!(not_suspended.body["code"], "not-suspended");
 
     billing_post(&app, &sub, "suspend", Some(json!({"reason": "paymentFailed"})), None).await.expect(200);
     app.advance(Duration::days(20));
@@ -226,9 +229,19 @@ async fn suspension_errors_are_problems() {
     let sub = active(&app, "cust-x", 2).await;
     let no_reason = billing_post(&app, &sub, "suspend", Some(json!({})), None).await.expect(422);
     assert_eq!(no_reason.error_field(), "reason");
-    billing_post(&app, &sub, "suspend", Some(json!({"reason": "x", "until": 1})), None).await.expect(422);
+    billing_post(&app, &sub, "suspend", Some(json!({"reason": ["paymentFailed"]})), None).await.expect(422);
     billing_post(&app, &sub, "suspend", Some(json!({"reason": "  "})), None).await.expect(422);
-    billing_post(&app, &sub, "reinstate", Some(json!({"now": true})), None).await.expect(422);
+    billing_post(&app, &sub, "reinstate", Some(json!([])), None).await.expect(422);
+    let repeated_key = br#"{"reason":"a","reason":"b"}"#.to_vec();
+    let raw = app
+        .raw(
+            Method::POST,
+            &format!("/v1/billing/subscriptions/{sub}/suspend"),
+            &[("authorization", &format!("Bearer {BILLING_KEY}")), ("content-type", "application/json")],
+            repeated_key,
+        )
+        .await;
+    assert_eq!(raw.status.as_u16(), 422, "a key twice is refused: {}", raw.body);
     // Only billing consumers may suspend.
     app.request(
         Method::POST,
@@ -271,5 +284,26 @@ async fn license_rules_bill_what_was_assigned_and_refund_decreases_inside_the_wi
         wait_for_billing(&app, &sub, &["billing.started", "billing.quantity_changed", "billing.quantity_changed"])
             .await;
     assert_eq!(billing[2]["data"]["refundable"], false);
+    app.stop().await;
+}
+
+/// With the scheduler far behind (it sweeps once an hour here), a partner who turns auto-renew
+/// off after the term ended is too late for that term: the write reaches the due renewal first,
+/// in the same append, and the change applies to the new term.
+#[tokio::test]
+async fn a_write_after_a_deadline_passed_reaches_it_first() {
+    let mut folding = folding(None);
+    folding.scheduler.interval = StdDuration::from_secs(3600);
+    let app =
+        TestApp::spawn_with(Parts::Embedded { read_models: fulfillment::ReadModelBackend::Embedded, folding }).await;
+    let sub = active(&app, "cust-w", 2).await;
+    app.advance(Duration::days(31));
+    let off = app.patch("cust-w", &sub, json!({"autoRenewEnabled": false})).await.expect(200).body;
+    assert_eq!(off["termNumber"], 2, "the term that ended renewed before the change: {off}");
+    assert_eq!(off["expiryDate"], off["commitmentEndDate"]);
+    assert_eq!(app.billing_types(&sub).await, ["billing.started", "billing.renewed"]);
+    let history = app.history("cust-w", &sub).await;
+    let types: Vec<&str> = history.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(&types[types.len() - 2..], ["subscription.renewed", "subscription.auto_renew_changed"]);
     app.stop().await;
 }

@@ -111,7 +111,6 @@ impl Service {
         let (ingress, projector, event_log, read_models) = describe(&role);
         let started = start_backends(role, &shutdown.projector).await?;
         let Started { store, lock, api, projector: projector_handle, billing_relay, scheduler } = started;
-        let scheduler = scheduler.map(|s| s.spawn(shutdown.scheduler.clone()));
         let read_model_handle = store.shared();
         let relay = match (billing_relay, &projector_handle) {
             (Some(relay_options), Some(projector)) => Some(run_billing_relay(
@@ -163,6 +162,8 @@ impl Service {
             None => health_router(health),
         };
         let server = tokio::spawn(fulfillment_ingress::serve(listener, app, connection_limits, shutdown.http.clone()));
+        // Last, once nothing can fail any more: a start that fails leaves no scheduler appending.
+        let scheduler = scheduler.map(|s| s.spawn(shutdown.scheduler.clone()));
         info!(%addr, ingress, projector, event_log, read_models, "fulfillment is listening");
         Ok(Service {
             addr,

@@ -4,11 +4,11 @@
 //! suspended after `policy.suspension_grace_days`, the scheduler cancels it.
 //!
 //! In: an authenticated billing consumer, the subscription id, `{"reason": "..."}` to suspend
-//! (nothing, or `{}`, to reinstate), an optional `Idempotency-Key`. Out: 200 with the
+//! (nothing, or a JSON object, to reinstate), an optional `Idempotency-Key`. Out: 200 with the
 //! subscription's status and suspension; 404 for an unknown subscription; 409 when it is not
-//! active (suspend) or not suspended (reinstate). Suspending a suspended subscription, or
-//! reinstating an active one, changes nothing and answers 200. The event is recorded with
-//! source `system`, actor `billing:<consumer id>`.
+//! active (suspend, `not-subscribed`) or not suspended (reinstate, `not-suspended`); a retry is
+//! answered from its idempotency record. The event is recorded with source `system`, actor
+//! `billing:<consumer id>`.
 
 use crate::body::{parse_json, RawBody};
 use crate::error::ApiError;
@@ -34,14 +34,13 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/billing/subscriptions/{subscription_id}/reinstate", post(reinstate))
 }
 
+/// Read strictly (JSON object, no repeated key); unknown fields are ignored, as everywhere.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SuspendRequest {
     reason: String,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ReinstateRequest {}
 
 /// `POST .../suspend` with `{"reason": "paymentFailed"}`.

@@ -1,7 +1,10 @@
 //! The write model: running a domain command against one subscription. Take its state from the
-//! log (read and folded, or kept in memory by the embedded log), let the caller check ownership
-//! and `decide`, wrap the decided events in envelopes, and prepare the append against the stream
-//! version the state was folded from (optimistic concurrency).
+//! log (read and folded, or kept in memory by the embedded log), bring it up to "now" by reaching
+//! every deadline that already fell due (a term that ended renews or expires first, so a command
+//! is never decided against a state the scheduler has not caught up yet), let the caller check
+//! ownership and `decide`, wrap the decided events in envelopes, and prepare the append (the
+//! deadlines' events first) against the stream version the state was folded from (optimistic
+//! concurrency).
 //!
 //! In: a subscription id, and the events a handler decided. Out: the [`StreamState`] to decide
 //! against, [`EventEnvelope`]s, and the [`StreamAppend`] that [`crate::idempotency::write`]
@@ -11,14 +14,31 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use fulfillment_core::{fold, Event, EventEnvelope, Source, Subscription, SubscriptionId, EVENT_SCHEMA_VERSION};
+use fulfillment_core::{
+    fold, reach_due_deadlines, Event, EventEnvelope, Source, Subscription, SubscriptionId, EVENT_SCHEMA_VERSION,
+};
 use fulfillment_log::{StreamAppend, StreamState};
 use uuid::Uuid;
 
+/// A subscription's state to decide against: as the log holds it, then with every deadline due
+/// now reached.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The state, deadlines reached (`None` before the purchase).
+    pub subscription: Option<Subscription>,
+    /// The stream version the log's state was folded from: the append's expected version.
+    pub version: u64,
+    /// The events of the deadlines reached, appended before the command's own.
+    due: Vec<EventEnvelope>,
+}
+
 /// One subscription's state as the log holds it now (strongly consistent: the embedded log
-/// answers from states it updates before answering any append).
-pub async fn load(state: &AppState, id: SubscriptionId) -> Result<StreamState, ApiError> {
-    Ok(state.log.stream_state(id).await?)
+/// answers from states it updates before answering any append), with every deadline due at the
+/// clock's now reached ([`reach_due_deadlines`]).
+pub async fn load(state: &AppState, id: SubscriptionId) -> Result<Loaded, ApiError> {
+    let StreamState { subscription, version } = state.log.stream_state(id).await?;
+    let (subscription, due) = reach_due_deadlines(subscription, state.clock.now(), 0);
+    Ok(Loaded { subscription, version, due })
 }
 
 /// Wraps decided events in envelopes: fresh v7 ids, the caller as source.
@@ -43,14 +63,17 @@ pub fn envelopes(
         .collect()
 }
 
-/// The state after appending `envelopes` to `loaded`, and the append itself.
+/// The state after appending `envelopes` to `loaded`, and the append itself: the events of the
+/// deadlines `load` reached, then `envelopes`.
 pub fn prepare(
     id: SubscriptionId,
-    loaded: &StreamState,
+    loaded: &Loaded,
     envelopes: Vec<EventEnvelope>,
 ) -> (Option<Subscription>, StreamAppend) {
     let after = fold(loaded.subscription.clone(), &envelopes).state;
-    (after, StreamAppend { subscription_id: id, expected_version: loaded.version, events: envelopes })
+    let mut events = loaded.due.clone();
+    events.extend(envelopes);
+    (after, StreamAppend { subscription_id: id, expected_version: loaded.version, events })
 }
 
 /// Parses a subscription id from a path; anything that is not a UUID is simply not found.

@@ -31,7 +31,8 @@ fn term_view(s: &Subscription) -> Value {
     let Some(term) = s.current_term else {
         return json!({ "termNumber": null, "termStartDate": null, "commitmentEndDate": null, "renewalDate": null, "expiryDate": null });
     };
-    let ends = !s.status.is_terminal();
+    // A suspended subscription neither renews nor expires until it is reinstated.
+    let ends = matches!(s.status, Status::Subscribed);
     json!({
         "termNumber": term.number,
         "termStartDate": term.start_date,

@@ -13,7 +13,7 @@ mod views;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::write_model::load;
+use crate::write_model::{load, Loaded};
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use fulfillment_core::{Rejection, Subscription, SubscriptionId};
-use fulfillment_log::StreamState;
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
@@ -95,9 +94,11 @@ pub(crate) fn rejection(r: Rejection) -> ApiError {
     match r {
         Rejection::NotFound => ApiError::NotFound("subscription not found".into()),
         Rejection::OperationNotFound => ApiError::NotFound("operation not found".into()),
-        Rejection::OperationAlreadyCompleted { .. } | Rejection::NewerOperationCompleted { .. } => {
-            ApiError::Conflict { code: r.code().into(), message: r.to_string() }
-        }
+        // A suspended subscription's plan and quantity wait for its reinstatement: a conflict
+        // with its state, as on the partner API, not a bad request.
+        Rejection::OperationAlreadyCompleted { .. }
+        | Rejection::NewerOperationCompleted { .. }
+        | Rejection::Suspended { .. } => ApiError::Conflict { code: r.code().into(), message: r.to_string() },
         Rejection::InvalidField { field, message } => ApiError::BadRequest { field: field.into(), message },
         other => ApiError::Rejected { code: other.code().into(), message: other.to_string() },
     }
@@ -108,7 +109,7 @@ pub(crate) async fn load_owned(
     state: &AppState,
     publisher_id: &str,
     raw_id: &str,
-) -> Result<(SubscriptionId, StreamState), ApiError> {
+) -> Result<(SubscriptionId, Loaded), ApiError> {
     let not_found = || ApiError::NotFound("subscription not found".into());
     let id: SubscriptionId = raw_id.parse().map_err(|_| not_found())?;
     let loaded = load(state, id).await?;
@@ -118,8 +119,8 @@ pub(crate) async fn load_owned(
     }
 }
 
-/// The subscription inside a [`StreamState`] known to hold one.
-pub(crate) fn current(loaded: &StreamState) -> Result<&Subscription, ApiError> {
+/// The subscription inside a [`Loaded`] state known to hold one.
+pub(crate) fn current(loaded: &Loaded) -> Result<&Subscription, ApiError> {
     loaded.subscription.as_ref().ok_or_else(|| ApiError::NotFound("subscription not found".into()))
 }
 
