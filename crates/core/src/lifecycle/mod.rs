@@ -138,8 +138,10 @@ pub fn reach_due_deadlines(
 impl Subscription {
     /// The next deadline, computed from the state alone: the activation deadline while pending,
     /// the term's end while subscribed (renewal or expiry, by the auto-renew setting), the end of
-    /// the grace period while suspended (a suspended subscription neither renews nor expires; a
-    /// term that ended meanwhile renews or expires as soon as it is reinstated), none once ended.
+    /// the grace period while suspended, or the term's end first if it comes first and auto-renew
+    /// is off (it expires); none once ended. A suspended subscription does not renew: a term that
+    /// ended meanwhile renews as soon as it is reinstated, on its original schedule (the new term
+    /// starts where the last one ended: a suspension pauses charges, it does not move the term).
     pub fn next_deadline(&self) -> Option<Deadline> {
         let term_number = self.current_term.map_or(0, |t| t.number);
         let (kind, due_at) = match self.status {
@@ -152,7 +154,16 @@ impl Subscription {
                 let kind = if self.purchase.auto_renew { DeadlineKind::Renewal } else { DeadlineKind::Expiry };
                 (kind, term.end_date)
             }
-            Status::Suspended => (DeadlineKind::SuspensionGraceExpired, self.suspension.as_ref()?.grace_until),
+            Status::Suspended => {
+                let grace_until = self.suspension.as_ref()?.grace_until;
+                match self.current_term {
+                    // Without auto-renew the term still ends on its date: it expires.
+                    Some(term) if !self.purchase.auto_renew && term.end_date < grace_until => {
+                        (DeadlineKind::Expiry, term.end_date)
+                    }
+                    _ => (DeadlineKind::SuspensionGraceExpired, grace_until),
+                }
+            }
             Status::Unsubscribed | Status::Expired => return None,
         };
         Some(Deadline { kind, due_at, term_number })
@@ -239,7 +250,7 @@ pub(crate) fn renew(
     event_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Effect, Rejection> {
-    check_term_transition(s, term.number.checked_sub(1).unwrap_or(u32::MAX))?;
+    check_term_transition(s, term.number.checked_sub(1).unwrap_or(u32::MAX), &[Status::Subscribed])?;
     s.current_term = Some(term);
     s.cancellation_allowed_until = cancellation_allowed_until;
     let kind = BillingEventKind::Renewed {
@@ -251,14 +262,15 @@ pub(crate) fn renew(
     Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
 }
 
-/// Applies [`Event::Expired`]: an active subscription's last term ended; billing stops.
+/// Applies [`Event::Expired`]: an active or suspended subscription's last term ended; billing
+/// stops for good.
 pub(crate) fn expire(
     s: &mut Subscription,
     term_number: u32,
     event_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Effect, Rejection> {
-    check_term_transition(s, term_number)?;
+    check_term_transition(s, term_number, &[Status::Subscribed, Status::Suspended])?;
     s.status = Status::Expired;
     s.expired_at = Some(at);
     let kind = BillingEventKind::Stopped {
@@ -269,10 +281,10 @@ pub(crate) fn expire(
     Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
 }
 
-/// Rule: a term ends once, while subscribed, and only the current one (a renewal or expiry
-/// that raced another is refused by the fold).
-fn check_term_transition(s: &Subscription, ending_term: u32) -> Result<(), Rejection> {
-    if s.status != Status::Subscribed {
+/// Rule: a term ends once, in one of the `allowed` statuses, and only the current one (a
+/// renewal or expiry that raced another is refused by the fold).
+fn check_term_transition(s: &Subscription, ending_term: u32, allowed: &[Status]) -> Result<(), Rejection> {
+    if !allowed.contains(&s.status) {
         return Err(Rejection::NotSubscribed(s.status.partner_center_name()));
     }
     let current = s.current_term.map_or(0, |t| t.number);

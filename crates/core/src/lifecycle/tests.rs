@@ -271,6 +271,19 @@ fn a_term_that_ended_while_suspended_renews_once_reinstated() {
 }
 
 #[test]
+fn a_suspended_subscription_without_auto_renew_still_expires_at_its_term_end() {
+    let s = suspended_for(after(active(5), Event::AutoRenewChanged { auto_renew: false }), Duration::days(60));
+    assert_eq!(s.next_deadline().unwrap().kind, DeadlineKind::Expiry);
+    let (s, effects) = reach_due(s, t0() + Duration::days(40));
+    assert_eq!(s.status, Status::Expired);
+    assert_eq!(s.expired_at, Some(at("2026-04-01T12:00:00Z")));
+    let billed = billing(&effects);
+    assert_eq!(billed.len(), 1);
+    assert!(matches!(&billed[0].kind, BillingEventKind::Stopped { reason, .. } if reason == "expired"));
+    assert_eq!(decide(Some(&s), &Command::Reinstate, t0()), Err(Rejection::Expired));
+}
+
+#[test]
 fn a_partner_cannot_go_below_the_licenses_assigned() {
     let s = active(5);
     let change = |q| Command::ChangeQuantity { quantity: q, plan: plan() };

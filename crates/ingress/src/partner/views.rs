@@ -31,16 +31,17 @@ fn term_view(s: &Subscription) -> Value {
     let Some(term) = s.current_term else {
         return json!({ "termNumber": null, "termStartDate": null, "commitmentEndDate": null, "renewalDate": null, "expiryDate": null });
     };
-    // A suspended subscription neither renews nor expires until it is reinstated.
-    let ends = matches!(s.status, Status::Subscribed);
+    // A suspended subscription does not renew until it is reinstated; without auto-renew it
+    // still expires on its date.
+    let auto_renew = s.purchase.auto_renew;
     json!({
         "termNumber": term.number,
         "termStartDate": term.start_date,
         "commitmentEndDate": term.end_date,
-        "renewalDate": if ends && s.purchase.auto_renew { Some(term.end_date) } else { None },
-        "expiryDate": match (s.status, s.expired_at) {
-            (Status::Expired, at) => at,
-            _ if ends && !s.purchase.auto_renew => Some(term.end_date),
+        "renewalDate": if s.status == Status::Subscribed && auto_renew { Some(term.end_date) } else { None },
+        "expiryDate": match s.status {
+            Status::Expired => s.expired_at,
+            Status::Subscribed | Status::Suspended if !auto_renew => Some(term.end_date),
             _ => None,
         },
     })
