@@ -47,6 +47,12 @@ async fn wait_for_status(app: &TestApp, customer: &str, sub: &str, status: &str)
     panic!("{sub} never became {status}: {}", app.subscription(customer, sub).await.body);
 }
 
+/// The SaaS API's view of `sub`, as contoso reads it.
+async fn saas_subscription(app: &TestApp, sub: &str) -> Value {
+    let path = format!("/api/saas/subscriptions/{sub}?api-version=2018-08-31");
+    app.request(Method::GET, &path, Some(CONTOSO_TOKEN), None, &[]).await.expect(200).body
+}
+
 async fn billing_post(app: &TestApp, sub: &str, action: &str, body: Option<Value>, key: Option<&str>) -> Reply {
     let headers: Vec<(&str, &str)> = key.map(|k| vec![("idempotency-key", k)]).unwrap_or_default();
     let path = format!("/v1/billing/subscriptions/{sub}/{action}");
@@ -78,17 +84,7 @@ async fn a_term_renews_once_with_auto_renew_on_and_the_views_show_the_new_term()
     assert_eq!(renewed["commitmentEndDate"], billing[1]["data"]["termEnd"]);
     assert_eq!(renewed["status"], "active");
 
-    let saas = app
-        .request(
-            Method::GET,
-            &format!("/api/saas/subscriptions/{sub}?api-version=2018-08-31"),
-            Some(CONTOSO_TOKEN),
-            None,
-            &[],
-        )
-        .await
-        .expect(200)
-        .body;
+    let saas = saas_subscription(&app, &sub).await;
     let saas_start: chrono::DateTime<chrono::Utc> = saas["term"]["startDate"].as_str().unwrap().parse().unwrap();
     assert_eq!(saas_start, start, "the SaaS API's term advances on renewal");
 
@@ -130,17 +126,7 @@ async fn with_auto_renew_off_the_subscription_expires_and_billing_stops() {
     assert_eq!(billing[1]["data"], json!({"refundable": false, "cancelledBy": "system", "reason": "expired"}));
     let expired = wait_for_status(&app, "cust-e", &sub, "expired").await;
     assert_eq!(expired["expiryDate"], off["expiryDate"]);
-    let saas = app
-        .request(
-            Method::GET,
-            &format!("/api/saas/subscriptions/{sub}?api-version=2018-08-31"),
-            Some(CONTOSO_TOKEN),
-            None,
-            &[],
-        )
-        .await
-        .expect(200)
-        .body;
+    let saas = saas_subscription(&app, &sub).await;
     assert_eq!(saas["saasSubscriptionStatus"], "Unsubscribed");
     let refused = app.patch("cust-e", &sub, json!({"quantity": 4})).await.expect(409);
     assert_eq!(refused.body["code"], "expired");

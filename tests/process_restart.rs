@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::process::{free_port, run, serve, service_files, Server, ServiceFiles};
+use common::process::{contoso_webhook, free_port, run, serve, service_files, Server, ServiceFiles};
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -45,18 +45,7 @@ impl Process {
     }
 
     async fn webhook(&self, id: &str, body: Value) -> (u16, Value) {
-        let body = body.to_string().into_bytes();
-        let ts = chrono::Utc::now().timestamp();
-        let r = reqwest::Client::new()
-            .post(format!("{}/webhooks/publishers/contoso", self.base))
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sign(CONTOSO_SECRET, id, ts, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap())
+        contoso_webhook(&self.base, id, &body).await
     }
 }
 

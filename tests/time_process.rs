@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::process::{free_port, serve_command, serve_with, service_files, Server, ServiceFiles};
+use common::process::{contoso_webhook, free_port, serve_command, serve_with, service_files, Server, ServiceFiles};
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -58,18 +58,8 @@ impl Process {
     }
 
     async fn webhook(&self, id: &str, body: Value) {
-        let body = body.to_string().into_bytes();
-        let ts = chrono::Utc::now().timestamp();
-        let r = reqwest::Client::new()
-            .post(format!("{}/webhooks/publishers/contoso", self.base))
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sign(CONTOSO_SECRET, id, ts, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        let (status, answer) = contoso_webhook(&self.base, id, &body).await;
+        assert_eq!(status, 200, "{answer}");
     }
 
     async fn activate(&self, sub: &str) {

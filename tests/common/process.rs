@@ -117,3 +117,20 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Sends `body` to contoso's webhook on the service at `base`, signed now with its secret;
+/// returns the status and the JSON answer.
+pub async fn contoso_webhook(base: &str, id: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let body = body.to_string().into_bytes();
+    let ts = chrono::Utc::now().timestamp();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/webhooks/publishers/contoso"))
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", super::sign(super::CONTOSO_SECRET, id, ts, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}

@@ -9,10 +9,7 @@
 
 use anyhow::{bail, Context};
 use chrono::{Duration as Days, Utc};
-use fulfillment_core::{
-    BillingCycle, Event, EventEnvelope, LicensesRequired, Purchase, Source, SourceKind, SubscriptionId, Term,
-    EVENT_SCHEMA_VERSION,
-};
+use fulfillment_core::{Event, EventEnvelope, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
 use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
 use fulfillment_read_model::SqliteReadModel;
 use fulfillment_scheduler::{Now, Scheduler, SchedulerOptions};
@@ -100,34 +97,8 @@ async fn write_subscriptions(log: &dyn EventLog, count: usize, at: chrono::DateT
         let streams = (written..count.min(written + 500))
             .map(|n| {
                 let id = SubscriptionId(uuid::Uuid::new_v4());
-                let purchase = Purchase {
-                    order_id: uuid::Uuid::new_v4(),
-                    line_item_number: 0,
-                    customer_id: format!("customer-{}", n % 10_000),
-                    partner_id: "partner-1".into(),
-                    publisher_id: "contoso".into(),
-                    offer_id: "contoso-crm".into(),
-                    plan_id: "standard".into(),
-                    quantity: 5,
-                    term: Term::P1M,
-                    billing_cycle: BillingCycle::Monthly,
-                    auto_renew: true,
-                    friendly_name: format!("subscription {n}"),
-                    indirect_reseller_mpn_id: None,
-                    authorization_code: format!("code-{n}"),
-                };
                 let events = vec![
-                    envelope(
-                        id,
-                        &partner,
-                        at,
-                        Event::SubscriptionPurchased {
-                            purchase,
-                            cancellation_allowed_until: at + Days::hours(72),
-                            activation_deadline: Some(at + Days::days(30)),
-                            licenses_required: Some(LicensesRequired::All),
-                        },
-                    ),
+                    envelope(id, &partner, at, crate::generate::purchase_event(n, &partner.actor_id, at)),
                     envelope(id, &publisher, at, Event::LicensesAssigned { assigned_count: 5 }),
                     envelope(id, &publisher, at, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 5 }),
                 ];

@@ -17,12 +17,12 @@ pub struct GenerateArgs {
     data_dir: std::path::PathBuf,
 }
 
+use fulfillment_core::Event;
+
 /// Writes a synthetic but valid event log, for replay and verify figures.
 #[allow(clippy::print_stdout)] // a benchmark prints its figures
 pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
-    use fulfillment_core::{
-        BillingCycle, Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, Term, EVENT_SCHEMA_VERSION,
-    };
+    use fulfillment_core::{EventEnvelope, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
     use fulfillment_log::{AppendBatch, EventLog, SqliteEventLog, SqliteLogOptions, StreamAppend};
     let path = args.data_dir.join("events.sqlite");
     if path.exists() {
@@ -46,30 +46,7 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
             let partner = Source { kind: SourceKind::Partner, actor_id: format!("partner-{}", n % 50) };
             let publisher = Source { kind: SourceKind::Publisher, actor_id: "contoso".into() };
             let events = [
-                (
-                    partner.clone(),
-                    Event::SubscriptionPurchased {
-                        purchase: Purchase {
-                            order_id: uuid::Uuid::new_v4(),
-                            line_item_number: 0,
-                            customer_id: format!("customer-{}", n % 10_000),
-                            partner_id: partner.actor_id.clone(),
-                            publisher_id: "contoso".into(),
-                            offer_id: "contoso-crm".into(),
-                            plan_id: "standard".into(),
-                            quantity: 5,
-                            term: Term::P1M,
-                            billing_cycle: BillingCycle::Monthly,
-                            auto_renew: true,
-                            friendly_name: format!("subscription {n}"),
-                            indirect_reseller_mpn_id: None,
-                            authorization_code: format!("code-{n}-{}", uuid::Uuid::new_v4().simple()),
-                        },
-                        cancellation_allowed_until: at + chrono::Duration::hours(72),
-                        activation_deadline: Some(at + chrono::Duration::days(30)),
-                        licenses_required: Some(fulfillment_core::LicensesRequired::All),
-                    },
-                ),
+                (partner.clone(), purchase_event(n as usize, &partner.actor_id, at)),
                 (publisher.clone(), Event::LicensesAssigned { assigned_count: 5 }),
                 (publisher, Event::SetupConfirmed { plan_id: "standard".into(), quantity: 5 }),
                 (partner, Event::QuantityChanged { previous_quantity: 5, quantity: 8 }),
@@ -100,4 +77,31 @@ pub async fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Purchase number `n` of the synthetic logs: 5 monthly licenses of contoso's CRM, bought by
+/// `partner_id` at `at`, auto-renew on, every license needed before billing starts.
+pub(crate) fn purchase_event(n: usize, partner_id: &str, at: chrono::DateTime<chrono::Utc>) -> Event {
+    use fulfillment_core::{BillingCycle, Purchase, Term};
+    Event::SubscriptionPurchased {
+        purchase: Purchase {
+            order_id: uuid::Uuid::new_v4(),
+            line_item_number: 0,
+            customer_id: format!("customer-{}", n % 10_000),
+            partner_id: partner_id.to_owned(),
+            publisher_id: "contoso".into(),
+            offer_id: "contoso-crm".into(),
+            plan_id: "standard".into(),
+            quantity: 5,
+            term: Term::P1M,
+            billing_cycle: BillingCycle::Monthly,
+            auto_renew: true,
+            friendly_name: format!("subscription {n}"),
+            indirect_reseller_mpn_id: None,
+            authorization_code: format!("code-{n}-{}", uuid::Uuid::new_v4().simple()),
+        },
+        cancellation_allowed_until: at + chrono::Duration::hours(72),
+        activation_deadline: Some(at + chrono::Duration::days(30)),
+        licenses_required: Some(fulfillment_core::LicensesRequired::All),
+    }
 }
