@@ -33,4 +33,9 @@ pub trait DueDeadlines: Send + Sync + 'static {
         after: Option<DueDeadline>,
         limit: u32,
     ) -> Result<Vec<DueDeadline>, ReadModelError>;
+
+    /// How many live subscriptions (pending, active, suspended) have no `next_deadline_at`:
+    /// rows folded by a release before deadlines existed, which the scheduler cannot see until
+    /// the read models are rebuilt.
+    async fn subscriptions_without_deadlines(&self) -> Result<u64, ReadModelError>;
 }

@@ -101,6 +101,15 @@ impl Scheduler {
     pub fn spawn(self, stop: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             info!(interval_ms = self.options.interval.as_millis() as u64, "deadline scheduler started");
+            match self.deadlines.subscriptions_without_deadlines().await {
+                Ok(0) => {}
+                Ok(stale) => warn!(
+                    stale,
+                    "live subscriptions folded by a release before terms and deadlines existed: they will not renew, \
+                     expire or be cancelled until the read models are rebuilt (fulfillment replay --swap --yes)"
+                ),
+                Err(e) => warn!(error = %e, "cannot count subscriptions without deadlines"),
+            }
             loop {
                 match self.sweep(&stop).await {
                     Ok(sweep) if sweep.reached > 0 => {

@@ -174,3 +174,22 @@ async fn a_deadline_that_stopped_being_due_is_skipped() {
     let now = *f.clock.lock().unwrap();
     assert!(f.store.due_deadlines(now, None, 10).await.unwrap().is_empty(), "nothing left due");
 }
+
+#[tokio::test]
+async fn rows_folded_before_deadlines_existed_are_counted() {
+    let f = Fixture::new().await;
+    f.active_subscription().await;
+    f.active_subscription().await;
+    assert_eq!(f.store.subscriptions_without_deadlines().await.unwrap(), 0);
+    // As a row written by an older release: no deadline column value.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", f._dir.path().join("read_model.sqlite").display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE subscriptions SET next_deadline_at = NULL WHERE rowid = (SELECT MIN(rowid) FROM subscriptions)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(f.store.subscriptions_without_deadlines().await.unwrap(), 1);
+}

@@ -86,6 +86,19 @@ impl<S: SqlStore> DueDeadlines for S {
         })
         .await
     }
+
+    async fn subscriptions_without_deadlines(&self) -> Result<u64, ReadModelError> {
+        let mut conn = self.connections().acquire().await?;
+        let counted = S::Db::fetch_decoded(
+            &mut conn,
+            "SELECT COUNT(*) FROM subscriptions
+             WHERE next_deadline_at IS NULL AND status IN ('pending', 'active', 'suspended')",
+            &[],
+            |row| Ok(S::Db::int(row, 0)?),
+        )
+        .await?;
+        Ok(counted.first().copied().unwrap_or(0) as u64)
+    }
 }
 
 #[async_trait]
