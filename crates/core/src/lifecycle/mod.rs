@@ -113,7 +113,9 @@ pub fn reach_due_deadlines(
     while recorded.len() < MAX_DEADLINES_AT_ONCE {
         let Some(s) = &state else { break };
         let Some(deadline) = s.next_deadline().filter(|d| d.due_at <= now) else { break };
-        let events = decide_deadline(s, &deadline, now);
+        // Through `decide`, as every fact is: a deadline it refuses (none is, once due) records
+        // nothing.
+        let events = crate::decide::decide(Some(s), &crate::Command::ReachDeadline(deadline), now).unwrap_or_default();
         if events.is_empty() {
             break;
         }
