@@ -164,7 +164,7 @@ mod tests {
     fn a_term_override_sets_the_purchase_window() {
         let mut order = purchase_order(5);
         order.purchase.term = Term::P1Y;
-        order.policy.cancellation_window_by_term[1] = Some(Duration::hours(168));
+        order.policy.set_cancellation_window(Term::P1Y, Duration::hours(168));
         let events = decide_purchase(&order, t0()).unwrap();
         let Event::SubscriptionPurchased { cancellation_allowed_until, .. } = &events[0] else { panic!("{events:?}") };
         assert_eq!(*cancellation_allowed_until, t0() + Duration::hours(168));

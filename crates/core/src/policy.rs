@@ -70,6 +70,11 @@ impl Policy {
     pub fn cancellation_window_for(&self, term: Term) -> Duration {
         self.cancellation_window_by_term[term.index()].unwrap_or(self.cancellation_window)
     }
+
+    /// Gives terms of length `term` a window of their own.
+    pub fn set_cancellation_window(&mut self, term: Term, window: Duration) {
+        self.cancellation_window_by_term[term.index()] = Some(window);
+    }
 }
 
 impl Default for Policy {
@@ -100,7 +105,7 @@ mod tests {
     #[test]
     fn a_term_override_replaces_the_default_window_for_that_term_only() {
         let mut policy = Policy::default();
-        policy.cancellation_window_by_term[Term::P1Y.index()] = Some(Duration::hours(168));
+        policy.set_cancellation_window(Term::P1Y, Duration::hours(168));
         assert_eq!(policy.cancellation_window_for(Term::P1Y), Duration::hours(168));
         assert_eq!(policy.cancellation_window_for(Term::P1M), Duration::hours(72));
     }

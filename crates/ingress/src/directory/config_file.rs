@@ -111,21 +111,20 @@ impl PolicyEntry {
         at_least_one("cancellation_window_hours", self.cancellation_window_hours)?;
         at_least_one("activation_deadline_days", self.activation_deadline_days)?;
         at_least_one("suspension_grace_days", self.suspension_grace_days)?;
-        let mut by_term = [None; Term::ALL.len()];
+        let mut policy = Policy {
+            cancellation_window: chrono::Duration::hours(self.cancellation_window_hours.into()),
+            cancellation_window_by_term: [None; Term::ALL.len()],
+            activation_deadline: chrono::Duration::days(self.activation_deadline_days.into()),
+            suspension_grace: chrono::Duration::days(self.suspension_grace_days.into()),
+            licenses_required: self.licenses_required,
+        };
         for (term, hours) in &self.cancellation_window_hours_by_term {
             let key = format!("cancellation_window_hours_by_term.{term}");
             let term: Term = term.parse().map_err(|e| DirectoryError(format!("policy.{key}: {e}")))?;
             at_least_one(&key, *hours)?;
-            let index = Term::ALL.iter().position(|t| *t == term).unwrap_or_default();
-            by_term[index] = Some(chrono::Duration::hours((*hours).into()));
+            policy.set_cancellation_window(term, chrono::Duration::hours((*hours).into()));
         }
-        Ok(Policy {
-            cancellation_window: chrono::Duration::hours(self.cancellation_window_hours.into()),
-            cancellation_window_by_term: by_term,
-            activation_deadline: chrono::Duration::days(self.activation_deadline_days.into()),
-            suspension_grace: chrono::Duration::days(self.suspension_grace_days.into()),
-            licenses_required: self.licenses_required,
-        })
+        Ok(policy)
     }
 }
 
