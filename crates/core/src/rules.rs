@@ -25,11 +25,10 @@ pub(crate) fn ensure_not_terminal(s: &Subscription) -> Result<(), Rejection> {
 
 /// Rule: a suspended subscription keeps its quantity and plan until it is reinstated.
 pub(crate) fn ensure_not_suspended(s: &Subscription) -> Result<(), Rejection> {
-    if s.status == Status::Suspended {
-        let reason = s.suspension.as_ref().map_or_else(String::new, |x| x.reason.clone());
-        return Err(Rejection::Suspended { reason });
+    match s.suspension_in_force() {
+        Some(suspension) => Err(Rejection::Suspended { reason: suspension.reason.clone() }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Rule: setup must be confirmed once, for the subscription's plan and quantity. The fold

@@ -183,6 +183,12 @@ impl Subscription {
         self.status == Status::PendingFulfillment
     }
 
+    /// The suspension in force: `Some` only while suspended (the field keeps the last one after
+    /// a suspended subscription is cancelled, for its history).
+    pub fn suspension_in_force(&self) -> Option<&Suspension> {
+        self.suspension.as_ref().filter(|_| self.status == Status::Suspended)
+    }
+
     /// An operation by id.
     pub fn operation(&self, id: Uuid) -> Option<&Operation> {
         self.operations.iter().find(|o| o.id == id)

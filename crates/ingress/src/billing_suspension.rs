@@ -115,6 +115,6 @@ fn view(s: &Subscription) -> Value {
         "subscriptionId": s.id,
         "status": s.status.partner_center_name(),
         "saasSubscriptionStatus": s.status.saas_name(),
-        "suspension": s.suspension.as_ref().filter(|_| s.status == fulfillment_core::Status::Suspended),
+        "suspension": s.suspension_in_force(),
     })
 }

@@ -193,7 +193,7 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
                         dt { "Activation deadline" }
                         dd { "Cancelled automatically if not activated by " (date_time(&deadline)) }
                     }
-                    @if let (Status::Suspended, Some(suspension)) = (s.status, &s.suspension) {
+                    @if let Some(suspension) = s.suspension_in_force() {
                         dt { "Suspended" }
                         dd id="suspension" {
                             (suspension.reason) " since " (date_time(&suspension.suspended_at))

@@ -97,7 +97,7 @@ pub fn subscription_view(directory: &Directory, s: &Subscription, now: DateTime<
         "cancelledAt": s.cancelled_at,
         "cancellation": s.cancellation,
         "refundableQuantity": refundable_quantity(s, now),
-        "suspension": s.suspension.as_ref().filter(|_| s.status == Status::Suspended),
+        "suspension": s.suspension_in_force(),
         "activationDeadline": if s.action_needed() { s.activation_deadline } else { None },
         "links": {
             "self": { "uri": self_uri, "method": "GET", "headers": [] },
