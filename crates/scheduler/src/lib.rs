@@ -112,8 +112,13 @@ impl Scheduler {
             }
             loop {
                 match self.sweep(&stop).await {
-                    Ok(sweep) if sweep.reached > 0 => {
-                        info!(visited = sweep.visited, reached = sweep.reached, "deadlines reached")
+                    Ok(sweep) if sweep.reached > 0 || sweep.failed > 0 => {
+                        info!(
+                            visited = sweep.visited,
+                            reached = sweep.reached,
+                            failed = sweep.failed,
+                            "deadlines reached"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "deadline sweep stopped early; retrying at the next"),
