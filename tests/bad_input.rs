@@ -29,6 +29,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/v1/customers/{c}/subscriptions/{s}"),
     ("GET", "/v1/customers/{c}/subscriptions/{s}/events"),
     ("GET", "/v1/billing/events"),
+    ("POST", "/v1/billing/subscriptions/{s}/suspend"),
+    ("POST", "/v1/billing/subscriptions/{s}/reinstate"),
     ("POST", "/webhooks/publishers/{p}"),
     ("POST", "/api/saas/subscriptions/resolve"),
     ("GET", "/api/saas/subscriptions"),
