@@ -5,6 +5,7 @@
 
 use crate::catalog::{BillingCycle, Term};
 use crate::event::{SourceKind, SubscriptionId};
+use crate::metering::UsageQuantity;
 use crate::subscription::Subscription;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,21 @@ pub enum BillingEventKind {
         /// Licenses billed from now on.
         quantity: u32,
     },
+    /// Metered usage to charge on top of the flat fee: `quantity` units of `dimension` in the
+    /// hour starting at `hour` (plan in `planId`).
+    #[serde(rename = "billing.usage", rename_all = "camelCase")]
+    Usage {
+        /// The Metering API's id of the accepted usage event.
+        usage_event_id: Uuid,
+        /// Dimension id.
+        dimension: String,
+        /// Units consumed.
+        quantity: UsageQuantity,
+        /// Start of the UTC hour the usage counts for.
+        hour: DateTime<Utc>,
+        /// When the usage happened, as the publisher reported it.
+        effective_start_time: DateTime<Utc>,
+    },
 }
 
 impl BillingEventKind {
@@ -91,6 +107,7 @@ impl BillingEventKind {
             BillingEventKind::Renewed { .. } => "billing.renewed",
             BillingEventKind::Suspended { .. } => "billing.suspended",
             BillingEventKind::Resumed { .. } => "billing.resumed",
+            BillingEventKind::Usage { .. } => "billing.usage",
         }
     }
 }

@@ -19,6 +19,22 @@ pub struct Plan {
     pub max_quantity: u32,
     /// Term durations a partner may buy this plan for.
     pub terms: Vec<Term>,
+    /// Custom meters publishers report usage against (Metering Service API), beyond the flat
+    /// fee; empty for a plan without metered billing.
+    #[serde(default)]
+    pub metering_dimensions: Vec<MeteringDimension>,
+}
+
+/// A custom meter of a plan: usage of it is billed per unit on top of the flat fee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeteringDimension {
+    /// Dimension id publishers report against (`apicalls`).
+    pub id: String,
+    /// Name shown to people (`API calls`).
+    pub display_name: String,
+    /// What one unit is (`1000 calls`).
+    pub unit: String,
 }
 
 impl Plan {
@@ -26,6 +42,11 @@ impl Plan {
     /// field-level rejection naming the bounds.
     pub fn allows_quantity(&self, quantity: u32) -> bool {
         (self.min_quantity..=self.max_quantity).contains(&quantity)
+    }
+
+    /// A metering dimension of this plan, by id.
+    pub fn metering_dimension(&self, id: &str) -> Option<&MeteringDimension> {
+        self.metering_dimensions.iter().find(|d| d.id == id)
     }
 }
 
@@ -160,7 +181,13 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        Plan { id: "standard".into(), min_quantity: 1, max_quantity: 500, terms: vec![Term::P1M] }
+        Plan {
+            id: "standard".into(),
+            min_quantity: 1,
+            max_quantity: 500,
+            terms: vec![Term::P1M],
+            metering_dimensions: vec![],
+        }
     }
 
     #[test]

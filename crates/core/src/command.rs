@@ -6,6 +6,7 @@
 use crate::catalog::Plan;
 use crate::event::{OperationOutcome, Purchase, SourceKind};
 use crate::lifecycle::Deadline;
+use crate::metering::UsageReport;
 use crate::policy::Policy;
 use chrono::Duration;
 use uuid::Uuid;
@@ -98,6 +99,14 @@ pub enum Command {
     },
     /// Billing system: lift a suspension.
     Reinstate,
+    /// Publisher (Metering Service API): usage of a metering dimension; `plan` is the
+    /// subscription's catalog plan, for its dimensions.
+    ReportUsage {
+        /// The report.
+        report: UsageReport,
+        /// Catalog plan.
+        plan: Plan,
+    },
 }
 
 /// A plan or quantity change, with the catalog plan that bounds the result.

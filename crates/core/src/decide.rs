@@ -9,6 +9,7 @@
 use crate::command::{Command, PurchaseOrder};
 use crate::event::{Cancellation, Event, Purchase, SourceKind};
 use crate::lifecycle;
+use crate::metering;
 use crate::operations;
 use crate::rejection::Rejection;
 use crate::rules::{
@@ -98,6 +99,7 @@ pub fn decide(state: Option<&Subscription>, command: &Command, now: DateTime<Utc
         Command::ReachDeadline(deadline) => Ok(lifecycle::decide_deadline(s, deadline, now)),
         Command::Suspend { reason, grace } => lifecycle::decide_suspend(s, reason, *grace, now),
         Command::Reinstate => lifecycle::decide_reinstate(s),
+        Command::ReportUsage { report, plan } => metering::decide_usage(s, report, plan, now),
     }
 }
 

@@ -5,6 +5,7 @@
 //! know, and old versions are upcast in [`Event::decode`], never rewritten in the log.
 
 use crate::catalog::{BillingCycle, Term};
+use crate::metering::UsageQuantity;
 use crate::policy::LicensesRequired;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -268,6 +269,21 @@ pub enum Event {
     /// The billing system lifted the suspension; billing resumes.
     #[serde(rename = "subscription.reinstated", rename_all = "camelCase")]
     Reinstated {},
+    /// The publisher reported usage of a metering dimension (Metering Service API); billed on
+    /// top of the flat fee. At most one per dimension and hour.
+    #[serde(rename = "subscription.usage_reported", rename_all = "camelCase")]
+    UsageReported {
+        /// The Metering API's `usageEventId` (deterministic per subscription, dimension, hour).
+        usage_event_id: Uuid,
+        /// Dimension id.
+        dimension: String,
+        /// Units consumed.
+        quantity: UsageQuantity,
+        /// When the usage happened, as reported.
+        effective_start_time: DateTime<Utc>,
+        /// Plan the usage was reported for (the subscription's plan then).
+        plan_id: String,
+    },
 }
 
 /// Why stored bytes could not be read as an event: surfaced by replay and verify tools, so it
@@ -317,6 +333,7 @@ impl Event {
             Event::Expired { .. } => "subscription.expired",
             Event::Suspended { .. } => "subscription.suspended",
             Event::Reinstated {} => "subscription.reinstated",
+            Event::UsageReported { .. } => "subscription.usage_reported",
         }
     }
 
@@ -559,6 +576,13 @@ mod tests {
             Event::Expired { term_number: 3 },
             Event::Suspended { reason: "paymentFailed".into(), grace_until: "2027-02-04T00:00:00Z".parse().unwrap() },
             Event::Reinstated {},
+            Event::UsageReported {
+                usage_event_id: Uuid::from_u128(3),
+                dimension: "apicalls".into(),
+                quantity: "12.5".parse().unwrap(),
+                effective_start_time: "2027-01-05T10:15:00Z".parse().unwrap(),
+                plan_id: "standard".into(),
+            },
         ];
         for e in events {
             let decoded = Event::decode(e.type_name(), 1, e.data()).unwrap();

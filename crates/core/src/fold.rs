@@ -10,10 +10,12 @@
 use crate::billing::{BillingEvent, BillingEventKind};
 use crate::event::{Event, EventEnvelope};
 use crate::lifecycle::{self, default_activation_deadline};
+use crate::metering::{self, AcceptedUsage};
 use crate::operations;
 use crate::policy::LicensesRequired;
 use crate::rejection::Rejection;
 use crate::rules::{check_licenses, check_setup, ensure_not_terminal};
+use crate::metering::MeteredUsage;
 use crate::subscription::{Status, Subscription, TermPeriod};
 use serde::Serialize;
 use uuid::Uuid;
@@ -83,6 +85,7 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
                     cancellation_window_seconds: (*cancellation_allowed_until - purchased_at).num_seconds().max(0),
                     suspension: None,
                     expired_at: None,
+                    metered_usage: MeteredUsage::default(),
                     version: 1,
                     updated_at: envelope.occurred_at,
                     seen_event_ids: [id].into(),
@@ -190,6 +193,17 @@ fn evolve(s: &mut Subscription, envelope: &EventEnvelope) -> Result<Vec<Effect>,
         Event::Expired { term_number } => effects.push(lifecycle::expire(s, *term_number, id, at)?),
         Event::Suspended { reason, grace_until } => effects.push(lifecycle::suspend(s, reason, *grace_until, id, at)?),
         Event::Reinstated {} => effects.push(lifecycle::reinstate(s, id, at)?),
+        Event::UsageReported { usage_event_id, dimension, quantity, effective_start_time, plan_id } => {
+            let usage = AcceptedUsage {
+                usage_event_id: *usage_event_id,
+                dimension: dimension.clone(),
+                quantity: *quantity,
+                effective_start_time: *effective_start_time,
+                plan_id: plan_id.clone(),
+                message_time: envelope.recorded_at,
+            };
+            effects.push(metering::record_usage(s, usage, id, at)?);
+        }
     }
     Ok(effects)
 }
@@ -479,6 +493,13 @@ mod properties {
             (0u32..3).prop_map(|n| Event::Expired { term_number: n }),
             Just(Event::Suspended { reason: "paymentFailed".into(), grace_until: t0() }),
             Just(Event::Reinstated {}),
+            (0u32..3, 1u32..50).prop_map(|(hour, units)| Event::UsageReported {
+                usage_event_id: Uuid::from_u128(hour.into()),
+                dimension: "apicalls".into(),
+                quantity: units.to_string().parse().unwrap(),
+                effective_start_time: t0() + chrono::Duration::hours(hour.into()),
+                plan_id: "standard".into(),
+            }),
         ]
     }
 

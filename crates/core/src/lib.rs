@@ -34,6 +34,7 @@ mod decide;
 mod event;
 mod fold;
 mod lifecycle;
+mod metering;
 mod operations;
 mod policy;
 mod rejection;
@@ -42,7 +43,7 @@ mod subscription;
 mod timeline;
 
 pub use billing::{BillingEvent, BillingEventKind};
-pub use catalog::{BillingCycle, Plan, Term};
+pub use catalog::{BillingCycle, MeteringDimension, Plan, Term};
 pub use command::{Command, PurchaseOrder, RequestedChange};
 pub use decide::decide;
 pub use event::{
@@ -53,6 +54,10 @@ pub use fold::{apply, fold, Effect, Folded};
 pub use lifecycle::{
     reach_due_deadlines, Deadline, DeadlineKind, ACTIVATION_DEADLINE_REASON, EXPIRED_REASON, MAX_DEADLINES_AT_ONCE,
     SCHEDULER_ACTOR, SUSPENSION_GRACE_EXPIRED_REASON,
+};
+pub use metering::{
+    usage_event_id, usage_hour, AcceptedUsage, MeteredUsage, UsageQuantity, UsageReport, RECENT_USAGE_HOURS,
+    USAGE_REPORTING_WINDOW_HOURS,
 };
 pub use policy::{LicensesRequired, Policy};
 pub use rejection::Rejection;

@@ -2,6 +2,7 @@
 //! per rule, each saying what to fix; adapters map them to answers (422, 404, 409) and the fold
 //! records them, with their stable [`Rejection::code`], for the audit trail.
 
+use crate::metering::AcceptedUsage;
 use crate::subscription::OperationStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -120,6 +121,35 @@ pub enum Rejection {
         /// End of the window.
         closed_at: DateTime<Utc>,
     },
+    /// Usage reported for another plan than the one the subscription holds.
+    #[error("planId {reported:?} is not the subscription's plan; it holds {current:?}")]
+    UsagePlanMismatch {
+        /// Plan of the subscription.
+        current: String,
+        /// Plan reported.
+        reported: String,
+    },
+    /// Usage reported for a dimension the plan does not configure.
+    #[error("dimension {dimension:?} is not a metering dimension of plan {plan_id:?} (configured: {configured})")]
+    UnknownDimension {
+        /// Dimension reported.
+        dimension: String,
+        /// The subscription's plan.
+        plan_id: String,
+        /// The plan's dimensions, comma-separated (empty when it has none).
+        configured: String,
+    },
+    /// Usage reported more than 24 hours after it happened.
+    #[error("effectiveStartTime {effective_start_time} is more than 24 hours ago; the earliest accepted now is {earliest}")]
+    UsageExpired {
+        /// When the usage happened, as reported.
+        effective_start_time: DateTime<Utc>,
+        /// The earliest instant accepted now.
+        earliest: DateTime<Utc>,
+    },
+    /// Usage for a dimension and hour already reported and accepted.
+    #[error("usage of dimension {:?} for the hour starting {} was already accepted (usage event {})", .0.dimension, .0.hour(), .0.usage_event_id)]
+    DuplicateUsage(Box<AcceptedUsage>),
 }
 
 impl Rejection {
@@ -150,6 +180,10 @@ impl Rejection {
             Rejection::OperationNotFound => "operation-not-found",
             Rejection::OperationAlreadyCompleted { .. } => "operation-already-completed",
             Rejection::NewerOperationCompleted { .. } => "newer-operation-completed",
+            Rejection::UsagePlanMismatch { .. } => "usage-plan-mismatch",
+            Rejection::UnknownDimension { .. } => "unknown-dimension",
+            Rejection::UsageExpired { .. } => "usage-expired",
+            Rejection::DuplicateUsage(_) => "duplicate-usage",
         }
     }
 }

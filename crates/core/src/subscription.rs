@@ -2,10 +2,11 @@
 //! commands against.
 
 use crate::event::{Cancellation, OperationAction, Purchase, SourceKind, SubscriptionId};
+use crate::metering::{MeteredUsage, UsageQuantity};
 use crate::policy::LicensesRequired;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// Lifecycle status, following the SaaS API's `saasSubscriptionStatus`.
@@ -163,6 +164,10 @@ pub struct Subscription {
     /// When the last term ended without renewal, if it did.
     #[serde(default)]
     pub expired_at: Option<DateTime<Utc>>,
+    /// Metered usage: the last reports (for the one-per-hour rule) and the term's totals. Left
+    /// out of the stored JSON until the first report, so states without usage keep their bytes.
+    #[serde(default, skip_serializing_if = "MeteredUsage::is_empty")]
+    pub metered_usage: MeteredUsage,
     /// Number of events applied; the concurrency token behind the partner API's etag.
     pub version: u64,
     /// When the last applied event happened.
@@ -187,6 +192,16 @@ impl Subscription {
     /// a suspended subscription is cancelled, for its history).
     pub fn suspension_in_force(&self) -> Option<&Suspension> {
         self.suspension.as_ref().filter(|_| self.status == Status::Suspended)
+    }
+
+    /// Units reported per dimension for the current term (empty before the first report of
+    /// the term).
+    pub fn usage_this_term(&self) -> BTreeMap<&str, UsageQuantity> {
+        let term_number = self.current_term.map_or(0, |t| t.number);
+        if self.metered_usage.term_number != term_number {
+            return BTreeMap::new();
+        }
+        self.metered_usage.this_term.iter().map(|(d, q)| (d.as_str(), *q)).collect()
     }
 
     /// An operation by id.

@@ -1,6 +1,6 @@
 //! Fixtures shared by the unit and property tests of this crate.
 
-use crate::catalog::{BillingCycle, Plan, Term};
+use crate::catalog::{BillingCycle, MeteringDimension, Plan, Term};
 use crate::command::{Command, PurchaseOrder};
 use crate::decide::decide;
 use crate::event::{Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
@@ -19,7 +19,17 @@ pub fn subscription_id() -> SubscriptionId {
 }
 
 pub fn plan() -> Plan {
-    Plan { id: "standard".into(), min_quantity: 1, max_quantity: 500, terms: vec![Term::P1M, Term::P1Y] }
+    Plan {
+        id: "standard".into(),
+        min_quantity: 1,
+        max_quantity: 500,
+        terms: vec![Term::P1M, Term::P1Y],
+        metering_dimensions: vec![MeteringDimension {
+            id: "apicalls".into(),
+            display_name: "API calls".into(),
+            unit: "1000 calls".into(),
+        }],
+    }
 }
 
 pub fn purchase_order(quantity: u32) -> PurchaseOrder {
