@@ -149,6 +149,7 @@ impl Service {
                 fulfillment_ingress::router(AppState {
                     log: api_log,
                     billing_feed: read_model_handle.clone(),
+                    usage: read_model_handle.clone(),
                     read_models: read_model_handle,
                     directory: Arc::new(options.directory),
                     clock: options.clock,

@@ -60,8 +60,13 @@ site_url = "https://fabrikam.example/activate?lang=en"
 id = "contoso-crm"
 publisher = "contoso"
 plans = [
-  {{ id = "standard", min_quantity = 1, max_quantity = 500, terms = ["P1M", "P1Y"], display_name = "Standard" }},
-  {{ id = "gold", min_quantity = 5, max_quantity = 100, terms = ["P1M"], description = "More of everything" }},
+  {{ id = "standard", min_quantity = 1, max_quantity = 500, terms = ["P1M", "P1Y"], display_name = "Standard", metering_dimensions = [
+    {{ id = "apicalls", display_name = "API calls", unit = "1000 calls" }},
+    {{ id = "storage", display_name = "Storage", unit = "GB" }},
+  ] }},
+  {{ id = "gold", min_quantity = 5, max_quantity = 100, terms = ["P1M"], description = "More of everything", metering_dimensions = [
+    {{ id = "apicalls", display_name = "API calls", unit = "1000 calls" }},
+  ] }},
 ]
 [[offers]]
 id = "fabrikam-analytics"

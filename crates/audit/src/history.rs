@@ -80,6 +80,10 @@ fn details(event: &Event) -> String {
             format!("suspended: {reason}, cancelled unless reinstated by {}", grace_until.format("%Y-%m-%d"))
         }
         Event::Reinstated {} => "reinstated: billing resumes".into(),
+        Event::UsageReported { dimension, quantity, effective_start_time, plan_id, usage_event_id } => format!(
+            "usage: {quantity} {dimension} on {plan_id} in the hour of {} (usage event {usage_event_id})",
+            effective_start_time.format("%Y-%m-%d %H:00Z")
+        ),
     }
 }
 

@@ -18,7 +18,8 @@
 //!
 //! Where things are:
 //! - One module per API, each with its own router, merged by [`router`]: `webhooks` (publishers'
-//!   signed progress reports), `saas/` (the SaaS Fulfillment API v2), `partner/` (orders,
+//!   signed progress reports), `saas/` (the SaaS Fulfillment API v2), `metering/` (the
+//!   Marketplace Metering Service API v1), `partner/` (orders,
 //!   subscriptions and their history, Partner Center views), `billing_feed` (billing events for
 //!   billing systems), `console/` (the partner console, one module per page), `health`.
 //! - Who is calling: [`security`] (bearer keys, webhook signatures, failed-attempt limits,
@@ -45,6 +46,7 @@ mod health;
 pub mod idempotency;
 pub mod listener;
 pub mod log_safe;
+mod metering;
 mod partner;
 pub mod request_limits;
 mod saas;
@@ -92,7 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(billing_feed::router())
         .merge(billing_suspension::router())
         .merge(webhooks::router())
-        .nest("/api", saas::router())
+        .nest("/api", saas::api_conventions(saas::router().merge(metering::router())))
         .nest("/console", console::router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -5,7 +5,7 @@ use crate::directory::Directory;
 use crate::error::ApiError;
 use async_trait::async_trait;
 use fulfillment_log::EventLog;
-use fulfillment_read_model::{BillingFeed, SubscriptionQueries};
+use fulfillment_read_model::{BillingFeed, SubscriptionQueries, UsageQueries};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -53,6 +53,8 @@ pub struct AppState {
     pub read_models: Arc<dyn SubscriptionQueries>,
     /// The billing outbox, as the billing feed pages through it.
     pub billing_feed: Arc<dyn BillingFeed>,
+    /// Accepted usage events, as the Metering API reads them back.
+    pub usage: Arc<dyn UsageQueries>,
     /// Partners, publishers, offers and policy.
     pub directory: Arc<Directory>,
     /// Time.

@@ -15,6 +15,7 @@
 //! | the billing relay | [`BillingOutbox`] |
 //! | audits (`verify`) and the store tests | [`Fingerprints`] (with [`FoldPosition`]) |
 //! | the scheduler of deadlines | [`DueDeadlines`] |
+//! | the Metering API's usage read-back | [`UsageQueries`] |
 //!
 //! [`ReadModels`] is all of them at once: what the service assembly opens and hands out.
 //! [`SqliteReadModel`] keeps the models in `<data-dir>/read_model.sqlite` (embedded mode),
@@ -32,6 +33,7 @@ mod projection;
 mod sql;
 mod sqlite;
 mod subscription_queries;
+mod usage;
 
 pub use billing::{BillingFeed, BillingFeedEntry, BillingOutbox, OutboxEntry};
 pub use deadlines::{DueDeadline, DueDeadlines};
@@ -41,15 +43,16 @@ pub use postgres::{redact_url, ConsumedMessage, PostgresOptions, PostgresReadMod
 pub use projection::{FoldPosition, Projection};
 pub use sqlite::SqliteReadModel;
 pub use subscription_queries::{CustomerSummary, SubscriptionQueries};
+pub use usage::{UsageFilter, UsageQueries, UsageRecord};
 
 /// Every client's view of one store: what the service assembly opens, then hands to each client
 /// as the one trait that client needs.
 pub trait ReadModels:
-    Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints + DueDeadlines
+    Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints + DueDeadlines + UsageQueries
 {
 }
 
 impl<T> ReadModels for T where
-    T: Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints + DueDeadlines
+    T: Projection + SubscriptionQueries + BillingFeed + BillingOutbox + Fingerprints + DueDeadlines + UsageQueries
 {
 }

@@ -200,6 +200,7 @@ fn subscription_page(nav: &Nav<'_>, tokens: &FormTokens<'_>, page: &Subscription
                             "; cancelled automatically if not reinstated by " (date_time(&suspension.grace_until))
                         }
                     }
+                    (metered_usage(s, page.plan))
                     @if let Some(c) = &s.cancellation {
                         dt { "Cancellation" }
                         dd { (cancellation_words(&c.reason)) "; " (if c.refundable { "refundable" } else { "not refundable" }) }
@@ -278,5 +279,29 @@ fn cancellation_words(reason: &str) -> String {
             "Cancelled by the system: still suspended at the end of the grace period".into()
         }
         other => other.to_owned(),
+    }
+}
+
+/// The term's metered usage per dimension of the plan (and any dimension usage was reported for
+/// that the catalog no longer lists); nothing for a plan without dimensions and no usage.
+fn metered_usage(s: &fulfillment_core::Subscription, plan: Option<&fulfillment_core::Plan>) -> Markup {
+    let mut totals = s.usage_this_term();
+    let dimensions = plan.map(|p| p.metering_dimensions.as_slice()).unwrap_or_default();
+    if dimensions.is_empty() && totals.is_empty() {
+        return html! {};
+    }
+    let mut rows: Vec<(String, String)> = dimensions
+        .iter()
+        .map(|d| {
+            let quantity = totals.remove(d.id.as_str()).unwrap_or(fulfillment_core::UsageQuantity::ZERO);
+            (d.display_name.clone(), format!("{quantity} \u{00d7} {}", d.unit))
+        })
+        .collect();
+    rows.extend(totals.into_iter().map(|(id, quantity)| (id.to_owned(), quantity.to_string())));
+    html! {
+        dt { "Metered usage this term" }
+        dd id="metered-usage" {
+            ul { @for (name, amount) in &rows { li { (name) ": " (amount) } } }
+        }
     }
 }

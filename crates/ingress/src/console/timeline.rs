@@ -48,6 +48,10 @@ fn describe(entry: &TimelineEntry) -> String {
             format!("Suspended ({reason}); cancelled if not reinstated by {}", grace_until.format("%Y-%m-%d"))
         }
         Event::Reinstated {} => "Reinstated; billing resumed".into(),
+        Event::UsageReported { dimension, quantity, effective_start_time, .. } => format!(
+            "Publisher reported usage: {quantity} units of {dimension} for the hour from {}",
+            effective_start_time.format("%Y-%m-%d %H:00 UTC")
+        ),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::{is_valid_id, BillingConsumer, Directory, DirectoryError, Offer, Partner, PlanDisplay, Publisher};
 use crate::security::credentials::{CredentialDigest, WebhookSecret};
-use fulfillment_core::{LicensesRequired, Plan, Policy, Term};
+use fulfillment_core::{LicensesRequired, MeteringDimension, Plan, Policy, Term};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
@@ -66,6 +66,19 @@ struct PlanEntry {
     display_name: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    /// Custom meters of the plan (Metering Service API).
+    #[serde(default)]
+    metering_dimensions: Vec<DimensionEntry>,
+}
+
+/// `{ id = "apicalls", display_name = "API calls", unit = "1000 calls" }` in a plan's
+/// `metering_dimensions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DimensionEntry {
+    id: String,
+    display_name: String,
+    unit: String,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +166,31 @@ fn credentials(
     keys.iter()
         .enumerate()
         .map(|(i, k)| CredentialDigest::configured(k).map_err(|e| DirectoryError(format!("{owner}: {field}[{i}] {e}"))))
+        .collect()
+}
+
+/// A plan's metering dimensions: ids of the usual id shape, unique within the plan, with a
+/// display name and a unit.
+fn metering_dimensions(
+    offer: &str,
+    plan: &str,
+    entries: Vec<DimensionEntry>,
+) -> Result<Vec<MeteringDimension>, DirectoryError> {
+    let mut seen = HashSet::new();
+    entries
+        .into_iter()
+        .map(|d| {
+            check_id(&format!("offers.{offer}.plans.{plan} metering dimension"), &d.id, &mut seen)?;
+            for (key, value) in [("display_name", &d.display_name), ("unit", &d.unit)] {
+                if value.trim().is_empty() || value.chars().count() > 100 {
+                    return Err(DirectoryError(format!(
+                        "offers.{offer}.plans.{plan}.metering_dimensions.{}: {key} must be 1 to 100 characters",
+                        d.id
+                    )));
+                }
+            }
+            Ok(MeteringDimension { id: d.id, display_name: d.display_name, unit: d.unit })
+        })
         .collect()
 }
 
@@ -244,7 +282,14 @@ impl Directory {
                         description: p.description.unwrap_or_default(),
                     },
                 );
-                plans.push(Plan { id: p.id, min_quantity: p.min_quantity, max_quantity: p.max_quantity, terms });
+                let metering_dimensions = metering_dimensions(&o.id, &p.id, p.metering_dimensions)?;
+                plans.push(Plan {
+                    id: p.id,
+                    min_quantity: p.min_quantity,
+                    max_quantity: p.max_quantity,
+                    terms,
+                    metering_dimensions,
+                });
             }
             offers.insert(o.id.clone(), Offer { id: o.id, publisher: o.publisher, plans, display });
         }
@@ -302,6 +347,18 @@ pub(super) mod tests {
             ),
             (VALID.replace("site_url", "site_uri"), "site_uri"),
             (format!("{VALID}\n[policy]\nactivation_deadline_days = 0"), "policy.activation_deadline_days"),
+            (
+                VALID.replace("terms = [\"P1M\", \"P1Y\"] }", "terms = [\"P1M\"], metering_dimensions = [{ id = \"a\", display_name = \"A\", unit = \"u\" }, { id = \"a\", display_name = \"B\", unit = \"u\" }] }"),
+                "offers.contoso-crm.plans.standard metering dimension",
+            ),
+            (
+                VALID.replace("terms = [\"P1M\", \"P1Y\"] }", "terms = [\"P1M\"], metering_dimensions = [{ id = \"a\", display_name = \"\", unit = \"u\" }] }"),
+                "metering_dimensions.a: display_name",
+            ),
+            (
+                VALID.replace("terms = [\"P1M\", \"P1Y\"] }", "terms = [\"P1M\"], metering_dimensions = [{ id = \"a\", display_name = \"A\" }] }"),
+                "unit",
+            ),
             (format!("{VALID}\n[policy]\nlicenses_required = \"some\""), "licenses_required"),
             (
                 format!("{VALID}\n[policy.cancellation_window_hours_by_term]\nP7Y = 1"),
@@ -312,6 +369,22 @@ pub(super) mod tests {
             let err = Directory::from_toml(&text).unwrap_err().to_string();
             assert!(err.contains(expected), "expected {expected:?} in {err}");
         }
+    }
+
+    #[test]
+    fn plans_list_their_metering_dimensions() {
+        let text = VALID.replace(
+            "terms = [\"P1M\", \"P1Y\"] }",
+            "terms = [\"P1M\"], metering_dimensions = [{ id = \"apicalls\", display_name = \"API calls\", unit = \"1000 calls\" }] }",
+        );
+        let directory = Directory::from_toml(&text).unwrap();
+        let plan = directory.offer("contoso-crm").unwrap().plan("standard").unwrap();
+        assert_eq!(
+            plan.metering_dimension("apicalls"),
+            Some(&MeteringDimension { id: "apicalls".into(), display_name: "API calls".into(), unit: "1000 calls".into() })
+        );
+        let without = Directory::from_toml(VALID).unwrap();
+        assert!(without.offer("contoso-crm").unwrap().plan("standard").unwrap().metering_dimensions.is_empty());
     }
 
     #[test]

@@ -45,8 +45,12 @@ pub fn router() -> Router<AppState> {
         .route("/saas/subscriptions/{id}/activate", post(subscriptions::activate))
         .route("/saas/subscriptions/{id}/operations", get(operations::list))
         .route("/saas/subscriptions/{id}/operations/{operation_id}", get(operations::get).patch(operations::update))
-        .layer(axum::middleware::from_fn(require_api_version))
-        .layer(axum::middleware::from_fn(request_ids))
+}
+
+/// What every route under `/api` (the SaaS API and the Metering API) answers by: a required
+/// `api-version`, and request and correlation ids echoed.
+pub fn api_conventions(routes: Router<AppState>) -> Router<AppState> {
+    routes.layer(axum::middleware::from_fn(require_api_version)).layer(axum::middleware::from_fn(request_ids))
 }
 
 /// Echoes `x-ms-requestid` and `x-ms-correlationid`, generating them when absent, on every

@@ -86,6 +86,13 @@ pub fn plan(offer: &Offer, plan: &Plan) -> Value {
     let display = offer.display(&plan.id);
     let terms: Vec<Value> =
         plan.terms.iter().map(|t| json!({ "termUnit": t, "termDescription": term_description(*t) })).collect();
+    // The catalog holds no prices: the dimension's currency and price per unit are the
+    // publisher's business with its billing system, so they are left out.
+    let dimensions: Vec<Value> = plan
+        .metering_dimensions
+        .iter()
+        .map(|d| json!({ "id": d.id, "displayName": d.display_name, "unitOfMeasure": d.unit }))
+        .collect();
     json!({
         "planId": plan.id,
         "displayName": display.display_name,
@@ -96,6 +103,6 @@ pub fn plan(offer: &Offer, plan: &Plan) -> Value {
         "hasFreeTrials": false,
         "isPricePerSeat": true,
         "isStopSell": false,
-        "planComponents": { "recurrentBillingTerms": terms, "meteringDimensions": [] },
+        "planComponents": { "recurrentBillingTerms": terms, "meteringDimensions": dimensions },
     })
 }

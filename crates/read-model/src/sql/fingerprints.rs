@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 /// Per table, the query whose rows are hashed: the subscription id first, then the row as one
 /// text, in a deterministic order.
-const FINGERPRINTED_TABLES: [(&str, &str); 3] = [
+const FINGERPRINTED_TABLES: [(&str, &str); 4] = [
     ("subscriptions", "SELECT subscription_id, state FROM subscriptions ORDER BY subscription_id"),
     (
         "billing_outbox",
@@ -25,6 +25,11 @@ const FINGERPRINTED_TABLES: [(&str, &str); 3] = [
         "rejected_events",
         "SELECT subscription_id, concat_ws(' ', position, event_id, code, reason)
          FROM rejected_events ORDER BY position",
+    ),
+    (
+        "usage_events",
+        "SELECT subscription_id, concat_ws(' ', usage_event_id, log_position, payload)
+         FROM usage_events ORDER BY usage_event_id",
     ),
 ];
 

@@ -7,7 +7,8 @@
 use super::backend::Backend;
 use super::dialect::{Param, Statement};
 use crate::ReadModelError;
-use fulfillment_core::{apply, Effect, Subscription, SubscriptionId};
+use crate::UsageRecord;
+use fulfillment_core::{apply, Effect, Event, Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
 use std::collections::HashMap;
 use tracing::warn;
@@ -40,12 +41,27 @@ struct RejectedRow {
     reason: String,
 }
 
+/// An accepted usage event waiting to be written.
+struct UsageRow {
+    usage_event_id: String,
+    subscription_id: String,
+    publisher_id: String,
+    offer_id: String,
+    plan_id: String,
+    dimension: String,
+    hour: chrono::DateTime<chrono::Utc>,
+    log_position: i64,
+    payload: String,
+}
+
 /// What folding a batch produced besides the new states.
 struct FoldedBatch {
     /// Billing events in fold order (their feed order at every replay).
     outbox: Vec<OutboxRow>,
     /// Events that broke a rule.
     rejected: Vec<RejectedRow>,
+    /// Usage events the fold accepted.
+    usage: Vec<UsageRow>,
 }
 
 /// Folds `events` onto the stored states and writes the changed subscriptions, the billing
@@ -56,11 +72,12 @@ pub(crate) async fn fold_and_write<D: Backend>(
 ) -> Result<(), ReadModelError> {
     let ids = touched_subscriptions(events);
     let mut states = load_states::<D>(conn, &ids).await?;
-    let FoldedBatch { outbox, rejected } = fold_batch(&mut states, events)?;
+    let FoldedBatch { outbox, rejected, usage } = fold_batch(&mut states, events)?;
     let changed: Vec<&Subscription> = states.values().flatten().collect();
     save_states::<D>(conn, &changed).await?;
     insert_outbox::<D>(conn, &outbox).await?;
-    insert_rejected::<D>(conn, &rejected).await
+    insert_rejected::<D>(conn, &rejected).await?;
+    insert_usage::<D>(conn, &usage).await
 }
 
 /// The distinct subscriptions a batch touches, sorted (the rows to load, in a stable order).
@@ -77,12 +94,16 @@ fn fold_batch(
     states: &mut HashMap<SubscriptionId, Option<Subscription>>,
     events: &[StoredEvent],
 ) -> Result<FoldedBatch, ReadModelError> {
-    let mut folded = FoldedBatch { outbox: Vec::new(), rejected: Vec::new() };
+    let mut folded = FoldedBatch { outbox: Vec::new(), rejected: Vec::new(), usage: Vec::new() };
     for stored_event in events {
         let envelope = &stored_event.envelope;
         let id = envelope.subscription_id;
         let state = states.remove(&id).flatten();
         let (state, effects) = apply(state, envelope);
+        let accepted = effects.iter().all(|e| matches!(e, Effect::Billing(_)));
+        if let (true, Some(s), Event::UsageReported { usage_event_id, .. }) = (accepted, &state, &envelope.event) {
+            folded.usage.extend(usage_row(s, *usage_event_id, stored_event.position)?);
+        }
         for effect in effects {
             match effect {
                 Effect::Billing(billing) => folded.outbox.push(OutboxRow {
@@ -108,6 +129,25 @@ fn fold_batch(
         states.insert(id, state);
     }
     Ok(folded)
+}
+
+/// The row of the usage event `usage_event_id` that `s` just accepted.
+fn usage_row(s: &Subscription, usage_event_id: uuid::Uuid, position: u64) -> Result<Option<UsageRow>, ReadModelError> {
+    let Some(usage) = s.metered_usage.recent.iter().rev().find(|u| u.usage_event_id == usage_event_id) else {
+        return Ok(None);
+    };
+    let record = UsageRecord { subscription_id: s.id, offer_id: s.purchase.offer_id.clone(), usage: usage.clone() };
+    Ok(Some(UsageRow {
+        usage_event_id: usage_event_id.to_string(),
+        subscription_id: s.id.to_string(),
+        publisher_id: s.purchase.publisher_id.clone(),
+        offer_id: s.purchase.offer_id.clone(),
+        plan_id: usage.plan_id.clone(),
+        dimension: usage.dimension.clone(),
+        hour: usage.hour(),
+        log_position: position as i64,
+        payload: serde_json::to_string(&record).map_err(|e| ReadModelError::Corrupt(e.to_string()))?,
+    }))
 }
 
 /// Parses a stored subscription state.
@@ -234,6 +274,31 @@ async fn insert_rejected<D: Backend>(conn: &mut D::Connection, rows: &[RejectedR
             ]
         },
         " ON CONFLICT (position) DO NOTHING",
+    )
+    .await
+}
+
+/// Records accepted usage events (a refold of the same event writes the same row).
+async fn insert_usage<D: Backend>(conn: &mut D::Connection, rows: &[UsageRow]) -> Result<(), ReadModelError> {
+    insert_rows::<D, _, 9>(
+        conn,
+        "INSERT INTO usage_events (usage_event_id, subscription_id, publisher_id, offer_id, plan_id, dimension,
+                                   usage_hour, log_position, payload) ",
+        rows,
+        |r| {
+            [
+                Param::Text(&r.usage_event_id),
+                Param::Text(&r.subscription_id),
+                Param::Text(&r.publisher_id),
+                Param::Text(&r.offer_id),
+                Param::Text(&r.plan_id),
+                Param::Text(&r.dimension),
+                Param::Time(r.hour),
+                Param::Int(r.log_position),
+                Param::Text(&r.payload),
+            ]
+        },
+        " ON CONFLICT (usage_event_id) DO NOTHING",
     )
     .await
 }

@@ -15,6 +15,7 @@ mod fingerprints;
 mod fold;
 mod outbox;
 mod subscriptions;
+mod usage;
 
 pub(crate) use backend::Backend;
 pub(crate) use dialect::Param;

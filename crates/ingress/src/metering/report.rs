@@ -1,0 +1,145 @@
+//! Recording usage: `POST /usageEvent` and `POST /usageEvent`'s batch form decide every item
+//! against its subscription's state and append the accepted ones in one append.
+//!
+//! In: the items read from the request (or the status of an unreadable one). Out: each item's
+//! outcome, in request order: the accepted report, or why not. Items for the same subscription
+//! are decided in order against the state the earlier ones left, so a batch repeating a
+//! dimension and hour accepts the first and answers the second `Duplicate`. The append goes
+//! through [`idempotency::write`]: if another writer changed one of the subscriptions first,
+//! the whole batch is decided again against the new states, so racing reports for the same
+//! hour are accepted once, and nothing is answered before the log committed it.
+
+use super::request::UsageItem;
+use super::status::{ItemError, UsageStatus};
+use crate::error::ApiError;
+use crate::idempotency::{self, StoredResponse};
+use crate::state::AppState;
+use crate::write_model::{envelopes, load, prepare, Loaded};
+use fulfillment_core::{
+    decide, fold, AcceptedUsage, Command, Event, EventEnvelope, Plan, Source, SourceKind, Subscription,
+    SubscriptionId, UsageReport,
+};
+use fulfillment_log::AppendBatch;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// What one item came to.
+pub type Outcome = Result<AcceptedUsage, ItemError>;
+
+/// One subscription a request reports on: its state as loaded, the state after the items
+/// accepted so far, and their events.
+struct Reported {
+    loaded: Loaded,
+    current: Option<Subscription>,
+    events: Vec<EventEnvelope>,
+}
+
+/// Decides and records `items` for `publisher_id`; returns each item's outcome once the accepted
+/// ones are committed.
+pub async fn record(state: &AppState, publisher_id: &str, items: &[Result<UsageItem, ItemError>]) -> Result<Vec<Outcome>, ApiError> {
+    let decided: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    idempotency::write(state, None, || {
+        let decided = decided.clone();
+        async move {
+            let (batch, outcomes) = decide_all(state, publisher_id, items).await?;
+            *decided.lock().map_err(|_| ApiError::Internal("usage outcomes lock poisoned".into()))? = outcomes;
+            let response = StoredResponse { status: 200, body: serde_json::Value::Null, location: None, etag: None };
+            Ok((batch, response))
+        }
+    })
+    .await?;
+    let outcomes = std::mem::take(&mut *decided.lock().map_err(|_| ApiError::Internal("usage outcomes lock poisoned".into()))?);
+    Ok(outcomes)
+}
+
+/// Decides every item against fresh states; returns the append and the outcomes.
+async fn decide_all(
+    state: &AppState,
+    publisher_id: &str,
+    items: &[Result<UsageItem, ItemError>],
+) -> Result<(AppendBatch, Vec<Outcome>), ApiError> {
+    let now = state.clock.now();
+    let source = Source { kind: SourceKind::Publisher, actor_id: publisher_id.to_owned() };
+    let mut reported: BTreeMap<SubscriptionId, Reported> = BTreeMap::new();
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        let item = match item {
+            Ok(item) => item,
+            Err(error) => {
+                outcomes.push(Err(error.clone()));
+                continue;
+            }
+        };
+        let id = item.resource_id;
+        if !reported.contains_key(&id) {
+            let loaded = load(state, id).await?;
+            let current = loaded.subscription.clone();
+            reported.insert(id, Reported { loaded, current, events: Vec::new() });
+        }
+        let Some(entry) = reported.get_mut(&id) else { continue };
+        outcomes.push(decide_one(state, publisher_id, &source, entry, item, now));
+    }
+    let streams = reported
+        .into_iter()
+        .filter(|(_, r)| !r.events.is_empty())
+        .map(|(id, r)| prepare(id, &r.loaded, r.events).1)
+        .collect();
+    Ok((AppendBatch { streams, idempotency: None }, outcomes))
+}
+
+/// Decides one item against the subscription's running state, keeping its event when accepted.
+fn decide_one(
+    state: &AppState,
+    publisher_id: &str,
+    source: &Source,
+    entry: &mut Reported,
+    item: &UsageItem,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Outcome {
+    let s = match &entry.current {
+        None => return Err(ItemError::from_rejection(fulfillment_core::Rejection::NotFound)),
+        Some(s) if s.purchase.publisher_id != publisher_id => {
+            let message = "the subscription is not one of this publisher's offers".to_owned();
+            return Err(ItemError::new(UsageStatus::ResourceNotAuthorized, "resourceId", message));
+        }
+        Some(s) => s,
+    };
+    let report = UsageReport {
+        dimension: item.dimension.clone(),
+        quantity: item.quantity,
+        effective_start_time: item.effective_start_time,
+        plan_id: item.plan_id.clone(),
+    };
+    let command = Command::ReportUsage { report, plan: catalog_plan(state, s) };
+    let events = decide(Some(s), &command, now).map_err(ItemError::from_rejection)?;
+    let recorded = envelopes(s.id, source, now, now, events);
+    let accepted = recorded.iter().find_map(|e| match &e.event {
+        Event::UsageReported { usage_event_id, dimension, quantity, effective_start_time, plan_id } => {
+            Some(AcceptedUsage {
+                usage_event_id: *usage_event_id,
+                dimension: dimension.clone(),
+                quantity: *quantity,
+                effective_start_time: *effective_start_time,
+                plan_id: plan_id.clone(),
+                message_time: now,
+            })
+        }
+        _ => None,
+    });
+    let accepted = accepted.ok_or_else(|| ItemError::new(UsageStatus::Error, "usageEvent", "nothing was recorded".into()))?;
+    entry.current = fold(entry.current.take(), &recorded).state;
+    entry.events.extend(recorded);
+    Ok(accepted)
+}
+
+/// The subscription's plan from the catalog; a plan no longer in the catalog has no dimensions,
+/// so every report against it is `InvalidDimension`.
+fn catalog_plan(state: &AppState, s: &Subscription) -> Plan {
+    state.directory.offer(&s.purchase.offer_id).and_then(|o| o.plan(&s.purchase.plan_id)).cloned().unwrap_or_else(|| Plan {
+        id: s.purchase.plan_id.clone(),
+        min_quantity: 0,
+        max_quantity: 0,
+        terms: Vec::new(),
+        metering_dimensions: Vec::new(),
+    })
+}

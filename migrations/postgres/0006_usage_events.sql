@@ -1,0 +1,16 @@
+-- Metered usage the fold accepted (`subscription.usage_reported`), one row per usage event, for
+-- the Metering API's `GET /api/usageEvents`. `payload` is the record as JSON text (what the
+-- query answers and the fingerprints hash); the other columns are what the query filters on.
+CREATE TABLE usage_events (
+    usage_event_id  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    subscription_id TEXT COLLATE "C" NOT NULL,
+    publisher_id    TEXT COLLATE "C" NOT NULL,
+    offer_id        TEXT             NOT NULL,
+    plan_id         TEXT             NOT NULL,
+    dimension       TEXT             NOT NULL,
+    usage_hour      TIMESTAMPTZ      NOT NULL,
+    log_position    BIGINT           NOT NULL,
+    payload         TEXT             NOT NULL
+);
+CREATE INDEX usage_events_by_publisher ON usage_events (publisher_id, usage_hour, usage_event_id);
+CREATE INDEX usage_events_by_subscription ON usage_events (subscription_id, usage_hour);
