@@ -29,6 +29,13 @@ fn every_kind() -> Vec<BillingEventKind> {
         },
         BillingEventKind::Suspended { reason: "paymentFailed".into() },
         BillingEventKind::Resumed { quantity: 5 },
+        BillingEventKind::Usage {
+            usage_event_id: Uuid::from_u128(9),
+            dimension: "apicalls".into(),
+            quantity: "12.5".parse().unwrap(),
+            hour: "2027-01-05T10:00:00Z".parse().unwrap(),
+            effective_start_time: "2027-01-05T10:42:00Z".parse().unwrap(),
+        },
     ]
 }
 
@@ -94,6 +101,18 @@ fn the_schemas_refuse_what_a_consumer_must_never_be_sent() {
         ("unknown type", Box::new(|e| e["type"] = json!("billing.paused"))),
         ("refundable as text", Box::new(|e| e["data"]["refundable"] = json!("yes"))),
     ];
+    let usage = wire(every_kind().pop().unwrap(), None);
+    assert_eq!(usage["data"]["quantity"], json!(12.5));
+    let broken_usage: Vec<(&str, Breakage)> = vec![
+        ("usage quantity as text", Box::new(|e| e["data"]["quantity"] = json!("12.5"))),
+        ("zero usage", Box::new(|e| e["data"]["quantity"] = json!(0))),
+        ("usage without a dimension", Box::new(|e| drop(e["data"].as_object_mut().unwrap().remove("dimension")))),
+    ];
+    for (what, breaks) in broken_usage {
+        let mut event = usage.clone();
+        breaks(&mut event);
+        assert!(!violations(&event).is_empty(), "{what}: accepted {event:#}");
+    }
     assert!(violations(&good).is_empty(), "{:?}", violations(&good));
     for (what, breaks) in broken {
         let mut event = good.clone();

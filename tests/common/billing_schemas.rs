@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 /// (type name, schema text), one per billing event type.
-pub const SCHEMAS: [(&str, &str); 7] = [
+pub const SCHEMAS: [(&str, &str); 8] = [
     ("billing.started", include_str!("../../specs/billing/billing.started.schema.json")),
     ("billing.quantity_changed", include_str!("../../specs/billing/billing.quantity_changed.schema.json")),
     ("billing.plan_changed", include_str!("../../specs/billing/billing.plan_changed.schema.json")),
@@ -14,6 +14,7 @@ pub const SCHEMAS: [(&str, &str); 7] = [
     ("billing.renewed", include_str!("../../specs/billing/billing.renewed.schema.json")),
     ("billing.suspended", include_str!("../../specs/billing/billing.suspended.schema.json")),
     ("billing.resumed", include_str!("../../specs/billing/billing.resumed.schema.json")),
+    ("billing.usage", include_str!("../../specs/billing/billing.usage.schema.json")),
 ];
 
 fn validators() -> &'static BTreeMap<&'static str, jsonschema::Validator> {

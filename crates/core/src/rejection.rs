@@ -147,6 +147,14 @@ pub enum Rejection {
         /// The earliest instant accepted now.
         earliest: DateTime<Utc>,
     },
+    /// Usage reported for a time before the subscription became active.
+    #[error("effectiveStartTime {effective_start_time} is before the subscription became active at {active_since}")]
+    UsageBeforeActivation {
+        /// When the usage happened, as reported.
+        effective_start_time: DateTime<Utc>,
+        /// When billing started.
+        active_since: DateTime<Utc>,
+    },
     /// Usage for a dimension and hour already reported and accepted.
     #[error("usage of dimension {:?} for the hour starting {} was already accepted (usage event {})", .0.dimension, .0.hour(), .0.usage_event_id)]
     DuplicateUsage(Box<AcceptedUsage>),
@@ -183,6 +191,7 @@ impl Rejection {
             Rejection::UsagePlanMismatch { .. } => "usage-plan-mismatch",
             Rejection::UnknownDimension { .. } => "unknown-dimension",
             Rejection::UsageExpired { .. } => "usage-expired",
+            Rejection::UsageBeforeActivation { .. } => "usage-before-activation",
             Rejection::DuplicateUsage(_) => "duplicate-usage",
         }
     }

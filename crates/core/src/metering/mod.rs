@@ -5,7 +5,8 @@
 //!
 //! The marketplace's rules: usage is reported against an active (subscribed) subscription, for
 //! the plan it holds now and a dimension that plan configures; the quantity is above zero
-//! (decimals allowed); `effectiveStartTime` is not in the future and at most 24 hours old; and
+//! (decimals allowed); `effectiveStartTime` is not in the future, at most 24 hours old and not
+//! before the subscription became active (billing started); and
 //! at most one report is accepted per subscription, dimension and hour (UTC): a second one is a
 //! duplicate, answered with the accepted one. The hour rule is decided against the stream's
 //! state, so the log's optimistic concurrency turns racing or retried reports into one fact.
@@ -150,6 +151,9 @@ pub(crate) fn decide_usage(
     let earliest = now - Duration::hours(USAGE_REPORTING_WINDOW_HOURS);
     if report.effective_start_time < earliest {
         return Err(Rejection::UsageExpired { effective_start_time: report.effective_start_time, earliest });
+    }
+    if let Some(active_since) = s.billing_started_at.filter(|started| report.effective_start_time < *started) {
+        return Err(Rejection::UsageBeforeActivation { effective_start_time: report.effective_start_time, active_since });
     }
     if let Some(accepted) = s.metered_usage.accepted_in_hour(&report.dimension, report.effective_start_time) {
         return Err(Rejection::DuplicateUsage(Box::new(accepted.clone())));

@@ -147,6 +147,16 @@ fn usage_may_be_up_to_24_hours_late_and_never_in_the_future() {
 }
 
 #[test]
+fn usage_before_the_subscription_became_active_is_refused() {
+    let s = active();
+    let started = s.billing_started_at.unwrap();
+    let now = started + Duration::hours(2);
+    let early = decide(Some(&s), &report("apicalls", "1", started - Duration::seconds(1)), now);
+    assert!(matches!(early, Err(Rejection::UsageBeforeActivation { .. })), "{early:?}");
+    assert!(decide(Some(&s), &report("apicalls", "1", started), now).is_ok());
+}
+
+#[test]
 fn a_racing_duplicate_is_recorded_as_rejected_and_billed_once() {
     let now = at("2026-03-02T10:30:00Z");
     let s = active();

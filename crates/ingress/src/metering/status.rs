@@ -84,6 +84,7 @@ impl ItemError {
             Rejection::NotSubscribed(_) | Rejection::Unsubscribed | Rejection::Expired => {
                 (UsageStatus::ResourceNotActive, "resourceId")
             }
+            Rejection::UsageBeforeActivation { .. } => (UsageStatus::ResourceNotActive, "effectiveStartTime"),
             Rejection::UsagePlanMismatch { .. } => (UsageStatus::BadArgument, "planId"),
             Rejection::UnknownDimension { .. } => (UsageStatus::InvalidDimension, "dimension"),
             Rejection::InvalidField { field: "quantity", .. } => (UsageStatus::InvalidQuantity, "quantity"),
