@@ -66,7 +66,7 @@ cargo test --workspace --locked "$@"
 echo "== PostgreSQL read-model store (and fulfillment-bench fold into it), and the scenario suites with read models in PostgreSQL"
 cargo test --workspace --locked --test postgres_read_model --test bench_commands -- --ignored
 FULFILLMENT_TEST_READ_MODELS=postgres cargo test --workspace --locked \
-  --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console --test lifecycle
+  --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console --test lifecycle --test metering
 
 echo "== Kafka-protocol broker on $FULFILLMENT_TEST_KAFKA"
 if [ -n "$tansu_install_pid" ]; then
@@ -89,7 +89,7 @@ echo "== Kafka event log: broker down, rebalance, projector kill, service kill d
 cargo test --workspace --locked --test kafka_mode -- --ignored
 cargo test --workspace --locked --test kill_during_burst -- --ignored
 FULFILLMENT_TEST_EVENT_LOG=kafka cargo test --workspace --locked \
-  --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console --test lifecycle
+  --test fulfillment_flow --test partner_api --test saas_api --test webhook_security --test console --test lifecycle --test metering
 
 echo "== browser test (headless Chromium): screenshots in target/tmp/console-screenshots/"
 cargo test --workspace --locked --test console_browser -- --ignored

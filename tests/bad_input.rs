@@ -42,6 +42,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/saas/subscriptions/{s}/operations"),
     ("GET", "/api/saas/subscriptions/{s}/operations/{o}"),
     ("PATCH", "/api/saas/subscriptions/{s}/operations/{o}"),
+    ("POST", "/api/usageEvent"),
+    ("POST", "/api/batchUsageEvent"),
+    ("GET", "/api/usageEvents"),
     ("GET", "/console"),
     ("POST", "/console/sign-in"),
     ("POST", "/console/sign-out"),
@@ -114,6 +117,7 @@ impl Fuzzer {
             1 => path.push_str("?api-version=1999-01-01&continuationToken=%%%"),
             2 => path.push_str("?after=-1&limit=99999999999999999999"),
             3 => path.push_str("?after=abc&limit=0"),
+            4 => path.push_str("?api-version=2018-08-31&usageStartDate=2026-12-01&UsageEndDate=2020-01-01&reconStatus=x"),
             _ => {}
         }
         path
@@ -143,6 +147,10 @@ impl Fuzzer {
                     "autoRenew",
                     "status",
                     "indirectResellerMpnId",
+                    "resourceId",
+                    "dimension",
+                    "effectiveStartTime",
+                    "request",
                 ];
                 let mut object = serde_json::Map::new();
                 for _ in 0..self.rng.gen_range(0..6) {
@@ -156,6 +164,13 @@ impl Fuzzer {
                         "subscriptionId": self.subscription.clone(),
                         "data": {"assignedCount": self.rng.gen::<i32>(), "planId": "standard", "quantity": -1}}),
             8 => json!({"friendlyName": "x".repeat(self.rng.gen_range(0..400)), "quantity": self.rng.gen::<i64>()}),
+            9 if self.rng.gen_bool(0.5) => {
+                let usage = json!({"resourceId": self.subscription.clone(), "quantity": self.json_value(depth + 1),
+                                   "dimension": self.pick(&["apicalls", "storage", "", "nope"]),
+                                   "effectiveStartTime": self.pick(&["2026-12-01T10:00:00Z", "2026-12-01T10:00", "now", ""]),
+                                   "planId": self.pick(&["standard", "gold", ""])});
+                if self.rng.gen_bool(0.5) { json!({"request": vec![usage; self.rng.gen_range(0..30)]}) } else { usage }
+            }
             _ => json!({"planId": self.pick(&["standard", "", "missing"]), "quantity": self.rng.gen::<u32>()}),
         }
     }
