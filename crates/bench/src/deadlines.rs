@@ -88,13 +88,18 @@ fn envelope(id: SubscriptionId, source: &Source, at: chrono::DateTime<Utc>, even
     }
 }
 
-/// `count` monthly subscriptions bought and activated at `at`, 500 streams an append.
-async fn write_subscriptions(log: &dyn EventLog, count: usize, at: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+/// `count` monthly subscriptions bought and activated at `at`, 500 streams an append; returns
+/// their ids.
+pub(crate) async fn write_subscriptions(
+    log: &dyn EventLog,
+    count: usize,
+    at: chrono::DateTime<Utc>,
+) -> anyhow::Result<Vec<SubscriptionId>> {
     let partner = Source { kind: SourceKind::Partner, actor_id: "partner-1".into() };
     let publisher = Source { kind: SourceKind::Publisher, actor_id: "contoso".into() };
-    let mut written = 0;
-    while written < count {
-        let streams = (written..count.min(written + 500))
+    let mut written = Vec::with_capacity(count);
+    while written.len() < count {
+        let streams = (written.len()..count.min(written.len() + 500))
             .map(|n| {
                 let id = SubscriptionId(uuid::Uuid::new_v4());
                 let events = vec![
@@ -105,10 +110,10 @@ async fn write_subscriptions(log: &dyn EventLog, count: usize, at: chrono::DateT
                 StreamAppend { subscription_id: id, expected_version: 0, events }
             })
             .collect::<Vec<_>>();
-        written += streams.len();
+        written.extend(streams.iter().map(|s| s.subscription_id));
         log.append(AppendBatch { streams, idempotency: None }).await.context("writing the subscriptions")?;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Seconds `count` single-event appends to fresh streams take at `concurrency`.

@@ -6,7 +6,8 @@
 //! - `e2e`: webhook received → billing event visible in the feed, at a steady rate;
 //! - `generate`: a synthetic event log (for replay and verify figures);
 //! - `fold`: a whole log folded into a fresh read-model store (projector events/s);
-//! - `deadlines`: deadlines reached per second when many fall due at once (the scheduler).
+//! - `deadlines`: deadlines reached per second when many fall due at once (the scheduler);
+//! - `usage`: accepted usage events per second through the Metering API's `batchUsageEvent`.
 //!
 //! The service is started in-process through the `fulfillment` library ([`service`]), on the
 //! demo catalog, in a scratch directory or on the Kafka brokers and PostgreSQL database named.
@@ -18,6 +19,7 @@ mod generate;
 mod ingest;
 mod load;
 mod service;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use fulfillment::logging::{init_tracing, LogFormat};
@@ -52,6 +54,8 @@ enum Command {
     Fold(fold::FoldArgs),
     /// Deadlines reached per second when many fall due at once: the scheduler's throughput.
     Deadlines(deadlines::DeadlinesArgs),
+    /// Accepted usage events per second through the Metering API (batches of 25).
+    Usage(usage::UsageArgs),
 }
 
 #[tokio::main]
@@ -65,5 +69,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::generate(args).await,
         Command::Fold(args) => fold::fold(args).await,
         Command::Deadlines(args) => deadlines::deadlines(args).await,
+        Command::Usage(args) => usage::usage(args).await,
     }
 }

@@ -62,7 +62,19 @@ pub struct BenchService {
     backend: Backend,
 }
 
+impl BenchServiceArgs {
+    /// The embedded default: the log and read models in the scratch directory.
+    pub fn embedded() -> Self {
+        BenchServiceArgs { database_url: None, kafka_brokers: None, database_max_connections: 64, partitions: 12 }
+    }
+}
+
 impl BenchService {
+    /// The scratch directory the embedded log and read models live in.
+    pub fn data_dir(&self) -> &Path {
+        self.scratch.path()
+    }
+
     /// A service as `args` describe it, not started yet.
     pub fn new(args: BenchServiceArgs) -> anyhow::Result<Self> {
         let scratch = tempfile::tempdir()?;
