@@ -117,7 +117,9 @@ impl Fuzzer {
             1 => path.push_str("?api-version=1999-01-01&continuationToken=%%%"),
             2 => path.push_str("?after=-1&limit=99999999999999999999"),
             3 => path.push_str("?after=abc&limit=0"),
-            4 => path.push_str("?api-version=2018-08-31&usageStartDate=2026-12-01&UsageEndDate=2020-01-01&reconStatus=x"),
+            4 => {
+                path.push_str("?api-version=2018-08-31&usageStartDate=2026-12-01&UsageEndDate=2020-01-01&reconStatus=x")
+            }
             _ => {}
         }
         path
@@ -169,7 +171,11 @@ impl Fuzzer {
                                    "dimension": self.pick(&["apicalls", "storage", "", "nope"]),
                                    "effectiveStartTime": self.pick(&["2026-12-01T10:00:00Z", "2026-12-01T10:00", "now", ""]),
                                    "planId": self.pick(&["standard", "gold", ""])});
-                if self.rng.gen_bool(0.5) { json!({"request": vec![usage; self.rng.gen_range(0..30)]}) } else { usage }
+                if self.rng.gen_bool(0.5) {
+                    json!({"request": vec![usage; self.rng.gen_range(0..30)]})
+                } else {
+                    usage
+                }
             }
             _ => json!({"planId": self.pick(&["standard", "", "missing"]), "quantity": self.rng.gen::<u32>()}),
         }

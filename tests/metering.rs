@@ -37,8 +37,14 @@ fn usage(sub: &str, dimension: &str, quantity: Value, at: DateTime<Utc>) -> Valu
 
 async fn post_usage(app: &TestApp, token: &str, body: Value) -> Reply {
     let path = format!("/api/usageEvent?{VERSION}");
-    app.request(Method::POST, &path, Some(token), Some(body), &[("x-ms-requestid", "7c1a3c9e-0000-4000-8000-000000000001")])
-        .await
+    app.request(
+        Method::POST,
+        &path,
+        Some(token),
+        Some(body),
+        &[("x-ms-requestid", "7c1a3c9e-0000-4000-8000-000000000001")],
+    )
+    .await
 }
 
 async fn post_batch(app: &TestApp, items: Vec<Value>) -> Reply {
@@ -118,21 +124,39 @@ async fn accepted_usage_is_billed_once_read_back_and_shown_to_the_partner() {
     let other_dimension = read_back(&app, &format!("usageStartDate={start}&dimension=storage")).await.expect(200);
     assert_eq!(other_dimension.body, json!([]));
     let fabrikam = app
-        .request(Method::GET, &format!("/api/usageEvents?{VERSION}&usageStartDate={start}"), Some(FABRIKAM_TOKEN), None, &[])
+        .request(
+            Method::GET,
+            &format!("/api/usageEvents?{VERSION}&usageStartDate={start}"),
+            Some(FABRIKAM_TOKEN),
+            None,
+            &[],
+        )
         .await
         .expect(200);
     assert_eq!(fabrikam.body, json!([]), "another publisher reads none of contoso's usage");
     assert_eq!(read_back(&app, "").await.expect(400).error_field(), "usageStartDate");
-    assert_eq!(read_back(&app, &format!("usageStartDate={start}&colour=red")).await.expect(400).error_field(), "colour");
+    assert_eq!(
+        read_back(&app, &format!("usageStartDate={start}&colour=red")).await.expect(400).error_field(),
+        "colour"
+    );
 
     let view = app.subscription("cust-m1", &sub).await.expect(200).body;
     let dimensions = view["meteredUsage"]["dimensions"].as_array().unwrap();
     assert_eq!(view["meteredUsage"]["termNumber"], 1);
-    assert_eq!(dimensions[0], json!({"dimension": "apicalls", "displayName": "API calls", "unit": "1000 calls", "quantity": 12.5}));
+    assert_eq!(
+        dimensions[0],
+        json!({"dimension": "apicalls", "displayName": "API calls", "unit": "1000 calls", "quantity": 12.5})
+    );
     assert_eq!(dimensions[1]["quantity"], 0);
 
     let plans = app
-        .request(Method::GET, &format!("/api/saas/subscriptions/{sub}/listAvailablePlans?{VERSION}"), Some(CONTOSO_TOKEN), None, &[])
+        .request(
+            Method::GET,
+            &format!("/api/saas/subscriptions/{sub}/listAvailablePlans?{VERSION}"),
+            Some(CONTOSO_TOKEN),
+            None,
+            &[],
+        )
         .await
         .expect(200);
     Spec::load().check("GET", "/saas/subscriptions/{subscriptionId}/listAvailablePlans", 200, &plans.body);
@@ -151,7 +175,8 @@ async fn a_second_report_in_the_same_hour_is_409_with_the_accepted_one() {
     let spec = Spec::metering();
     let sub = active(&app, "cust-m2").await;
     let at = mid_hour(&app);
-    let first = post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(3), at - Duration::minutes(9))).await.expect(200);
+    let first =
+        post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(3), at - Duration::minutes(9))).await.expect(200);
     let second = post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(4), at)).await.expect(409);
     spec.check("POST", "/usageEvent", 409, &second.body);
     assert_eq!(second.header("content-type"), Some("application/problem+json"));
@@ -208,10 +233,15 @@ async fn a_batch_of_25_answers_each_item_on_its_own() {
     app.patch("cust-m4", &cancelled, json!({"status": "deleted"})).await.expect(200);
     let suspended = active(&app, "cust-m4").await;
     let path = format!("/v1/billing/subscriptions/{suspended}/suspend");
-    app.request(Method::POST, &path, Some(BILLING_KEY), Some(json!({"reason": "paymentFailed"})), &[]).await.expect(200);
+    app.request(Method::POST, &path, Some(BILLING_KEY), Some(json!({"reason": "paymentFailed"})), &[])
+        .await
+        .expect(200);
     let (_, fabrikam_sub) = {
         let order = json!({"lineItems": [{"offerId": "fabrikam-analytics", "planId": "team", "quantity": 2, "termDuration": "P1M", "billingCycle": "monthly", "friendlyName": "Analytics"}]});
-        let reply = app.request(Method::POST, "/v1/customers/cust-m4/orders", Some(PARTNER_1_KEY), Some(order), &[]).await.expect(201);
+        let reply = app
+            .request(Method::POST, "/v1/customers/cust-m4/orders", Some(PARTNER_1_KEY), Some(order), &[])
+            .await
+            .expect(201);
         (reply.body.clone(), reply.body["lineItems"][0]["subscriptionId"].as_str().unwrap().to_owned())
     };
     let at = mid_hour(&app);
@@ -234,8 +264,14 @@ async fn a_batch_of_25_answers_each_item_on_its_own() {
         (usage(&uuid::Uuid::new_v4().to_string(), "apicalls", json!(1), at), "ResourceNotFound"),
         (usage("not-a-guid", "apicalls", json!(1), at), "BadArgument"),
         (json!({"resourceId": subs[2], "quantity": 1, "dimension": "apicalls", "planId": "standard"}), "BadArgument"),
-        (json!({"resourceId": subs[2], "quantity": 1, "dimension": "apicalls", "effectiveStartTime": at.to_rfc3339(), "planId": "gold"}), "BadArgument"),
-        (json!({"resourceId": subs[2], "quantity": 1, "dimension": "apicalls", "effectiveStartTime": at.to_rfc3339(), "planId": "standard", "price": 3}), "BadArgument"),
+        (
+            json!({"resourceId": subs[2], "quantity": 1, "dimension": "apicalls", "effectiveStartTime": at.to_rfc3339(), "planId": "gold"}),
+            "BadArgument",
+        ),
+        (
+            json!({"resourceId": subs[2], "quantity": 1, "dimension": "apicalls", "effectiveStartTime": at.to_rfc3339(), "planId": "standard", "price": 3}),
+            "BadArgument",
+        ),
         (json!("a usage event"), "BadArgument"),
     ];
     for hour in 1..=5 {
@@ -245,7 +281,8 @@ async fn a_batch_of_25_answers_each_item_on_its_own() {
     let reply = post_batch(&app, items.iter().map(|(v, _)| v.clone()).collect()).await.expect(200);
     spec.check("POST", "/batchUsageEvent", 200, &reply.body);
     assert_eq!(reply.body["count"], 25);
-    let statuses: Vec<&str> = reply.body["result"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> =
+        reply.body["result"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     let expected: Vec<&str> = items.iter().map(|(_, s)| *s).collect();
     assert_eq!(statuses, expected);
     let result = reply.body["result"].as_array().unwrap();
@@ -258,7 +295,11 @@ async fn a_batch_of_25_answers_each_item_on_its_own() {
     assert_eq!(usage_billing(&app, &subs[1], 1).await.len(), 1);
     assert_eq!(usage_billing(&app, &subs[2], 5).await.len(), 5);
     for refused in [&pending, &cancelled, &suspended] {
-        assert!(app.billing_events().await.iter().all(|e| !(e["subscriptionId"] == *refused && e["type"] == "billing.usage")));
+        assert!(app
+            .billing_events()
+            .await
+            .iter()
+            .all(|e| !(e["subscriptionId"] == *refused && e["type"] == "billing.usage")));
     }
 
     let too_many = post_batch(&app, vec![usage(&subs[0], "apicalls", json!(1), at); 26]).await.expect(400);
@@ -284,19 +325,35 @@ async fn single_reports_are_refused_for_inactive_foreign_and_unknown_subscriptio
     assert_eq!(foreign.body["code"], "ResourceNotAuthorized");
     let unknown = usage(&uuid::Uuid::new_v4().to_string(), "apicalls", json!(1), at);
     assert_eq!(post_usage(&app, CONTOSO_TOKEN, unknown).await.expect(400).body["code"], "ResourceNotFound");
-    let expired = post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(1), at - Duration::hours(30))).await.expect(400);
+    let expired =
+        post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(1), at - Duration::hours(30))).await.expect(400);
     assert_eq!(expired.body["code"], "Expired");
-    let early = post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(1), at - Duration::hours(7))).await.expect(400);
-    assert_eq!((early.body["code"].as_str(), early.body["target"].as_str()), (Some("ResourceNotActive"), Some("effectiveStartTime")));
+    let early =
+        post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(1), at - Duration::hours(7))).await.expect(400);
+    assert_eq!(
+        (early.body["code"].as_str(), early.body["target"].as_str()),
+        (Some("ResourceNotActive"), Some("effectiveStartTime"))
+    );
     let dimension = post_usage(&app, CONTOSO_TOKEN, usage(&sub, "seats", json!(1), at)).await.expect(400);
-    assert_eq!((dimension.body["code"].as_str(), dimension.body["target"].as_str()), (Some("InvalidDimension"), Some("dimension")));
+    assert_eq!(
+        (dimension.body["code"].as_str(), dimension.body["target"].as_str()),
+        (Some("InvalidDimension"), Some("dimension"))
+    );
 
     let path = format!("/api/usageEvent?{VERSION}");
     app.request(Method::POST, &path, None, Some(usage(&sub, "apicalls", json!(1), at)), &[]).await.expect(401);
     app.request(Method::POST, "/api/usageEvent", Some(CONTOSO_TOKEN), Some(usage(&sub, "apicalls", json!(1), at)), &[])
         .await
         .expect(400);
-    let malformed = app.raw(Method::POST, &path, &[("authorization", &format!("Bearer {CONTOSO_TOKEN}")), ("content-type", "application/json")], b"{\"resourceId\": ".to_vec()).await.expect(400);
+    let malformed = app
+        .raw(
+            Method::POST,
+            &path,
+            &[("authorization", &format!("Bearer {CONTOSO_TOKEN}")), ("content-type", "application/json")],
+            b"{\"resourceId\": ".to_vec(),
+        )
+        .await
+        .expect(400);
     assert_eq!(malformed.header("content-type"), Some("application/problem+json"));
 
     // Nothing of the refused reports was billed; the subscription is still usable.
@@ -313,14 +370,27 @@ async fn usage_before_an_instant_is_not_in_the_state_as_of_then_and_a_replay_rep
     let before = app.now();
     app.advance(Duration::seconds(1));
     for (hour, quantity) in [(3, json!(1.1)), (2, json!(2.2)), (1, json!(0.7))] {
-        post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", quantity, at - Duration::hours(hour))).await.expect(200);
+        post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", quantity, at - Duration::hours(hour)))
+            .await
+            .expect(200);
     }
     usage_billing(&app, &sub, 3).await;
     let now = app.subscription("cust-m6", &sub).await.expect(200).body;
-    assert_eq!(now["meteredUsage"]["dimensions"][0]["quantity"], json!(4), "exact decimal sum: {}", now["meteredUsage"]);
+    assert_eq!(
+        now["meteredUsage"]["dimensions"][0]["quantity"],
+        json!(4),
+        "exact decimal sum: {}",
+        now["meteredUsage"]
+    );
     let as_of = before.to_rfc3339().replace('+', "%2B");
     let then = app
-        .request(Method::GET, &format!("/v1/customers/cust-m6/subscriptions/{sub}?asOf={as_of}"), Some(PARTNER_1_KEY), None, &[])
+        .request(
+            Method::GET,
+            &format!("/v1/customers/cust-m6/subscriptions/{sub}?asOf={as_of}"),
+            Some(PARTNER_1_KEY),
+            None,
+            &[],
+        )
         .await
         .expect(200);
     assert_eq!(then.body["meteredUsage"]["dimensions"][0]["quantity"], 0);

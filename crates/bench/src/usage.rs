@@ -65,9 +65,10 @@ pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     let batches = Arc::new(batch_bodies(batch_ids, now));
     let (c, b, bodies) = (client.clone(), base.clone(), batches.clone());
     let started = Instant::now();
-    let (batched, answers) =
-        run_phase("batchUsageEvent", bodies.len(), args.concurrency, move |i| post(&c, &b, "batchUsageEvent", &bodies[i]))
-            .await?;
+    let (batched, answers) = run_phase("batchUsageEvent", bodies.len(), args.concurrency, move |i| {
+        post(&c, &b, "batchUsageEvent", &bodies[i])
+    })
+    .await?;
     let accepted = count_accepted(&answers);
     if accepted != events {
         bail!("{accepted} of {events} usage events were accepted");
@@ -81,7 +82,8 @@ pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     );
     let (c, b, bodies) = (client.clone(), base.clone(), singles.clone());
     let (single, _) =
-        run_phase("usageEvent", bodies.len(), args.concurrency, move |i| post(&c, &b, "usageEvent", &bodies[i])).await?;
+        run_phase("usageEvent", bodies.len(), args.concurrency, move |i| post(&c, &b, "usageEvent", &bodies[i]))
+            .await?;
     single.print();
 
     let billed = wait_for_billing(&client, &base, events + singles.len(), started).await?;
@@ -98,9 +100,10 @@ pub async fn usage(args: UsageArgs) -> anyhow::Result<()> {
     let noop_base = format!("http://{}", listener.local_addr()?);
     let noop_server = tokio::spawn(async move { axum::serve(listener, noop).await });
     let (c, bodies) = (client.clone(), batches.clone());
-    let (baseline, _) =
-        run_phase("no-op axum handler", bodies.len(), args.concurrency, move |i| post(&c, &noop_base, "batchUsageEvent", &bodies[i]))
-            .await?;
+    let (baseline, _) = run_phase("no-op axum handler", bodies.len(), args.concurrency, move |i| {
+        post(&c, &noop_base, "batchUsageEvent", &bodies[i])
+    })
+    .await?;
     noop_server.abort();
     baseline.print();
     println!(

@@ -180,7 +180,13 @@ mod tests {
     use crate::test_support::*;
 
     fn gold() -> Plan {
-        Plan { id: "gold".into(), min_quantity: 5, max_quantity: 50, terms: vec![Term::P1M], metering_dimensions: vec![] }
+        Plan {
+            id: "gold".into(),
+            min_quantity: 5,
+            max_quantity: 50,
+            terms: vec![Term::P1M],
+            metering_dimensions: vec![],
+        }
     }
 
     fn active(quantity: u32) -> Subscription {

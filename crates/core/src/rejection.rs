@@ -140,7 +140,9 @@ pub enum Rejection {
         configured: String,
     },
     /// Usage reported more than 24 hours after it happened.
-    #[error("effectiveStartTime {effective_start_time} is more than 24 hours ago; the earliest accepted now is {earliest}")]
+    #[error(
+        "effectiveStartTime {effective_start_time} is more than 24 hours ago; the earliest accepted now is {earliest}"
+    )]
     UsageExpired {
         /// When the usage happened, as reported.
         effective_start_time: DateTime<Utc>,

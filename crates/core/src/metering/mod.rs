@@ -132,7 +132,10 @@ pub(crate) fn decide_usage(
         return Err(Rejection::NotSubscribed(s.status.partner_center_name()));
     }
     if report.plan_id != s.purchase.plan_id {
-        return Err(Rejection::UsagePlanMismatch { current: s.purchase.plan_id.clone(), reported: report.plan_id.clone() });
+        return Err(Rejection::UsagePlanMismatch {
+            current: s.purchase.plan_id.clone(),
+            reported: report.plan_id.clone(),
+        });
     }
     if plan.metering_dimension(&report.dimension).is_none() {
         let configured: Vec<&str> = plan.metering_dimensions.iter().map(|d| d.id.as_str()).collect();
@@ -153,7 +156,10 @@ pub(crate) fn decide_usage(
         return Err(Rejection::UsageExpired { effective_start_time: report.effective_start_time, earliest });
     }
     if let Some(active_since) = s.billing_started_at.filter(|started| report.effective_start_time < *started) {
-        return Err(Rejection::UsageBeforeActivation { effective_start_time: report.effective_start_time, active_since });
+        return Err(Rejection::UsageBeforeActivation {
+            effective_start_time: report.effective_start_time,
+            active_since,
+        });
     }
     if let Some(accepted) = s.metered_usage.accepted_in_hour(&report.dimension, report.effective_start_time) {
         return Err(Rejection::DuplicateUsage(Box::new(accepted.clone())));

@@ -47,9 +47,9 @@ impl FromStr for UsageQuantity {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let parsed = if text.contains(['e', 'E']) { Decimal::from_scientific(text) } else { Decimal::from_str(text) };
-        parsed
-            .map(|d| UsageQuantity(d.normalize()))
-            .map_err(|_| format!("{text} is not a quantity this service can hold exactly (at most 28 significant digits)"))
+        parsed.map(|d| UsageQuantity(d.normalize())).map_err(|_| {
+            format!("{text} is not a quantity this service can hold exactly (at most 28 significant digits)")
+        })
     }
 }
 
@@ -105,6 +105,6 @@ mod tests {
     fn numbers_beyond_the_decimal_range_are_refused() {
         assert!(serde_json::from_str::<UsageQuantity>("1e40").is_err());
         assert!(serde_json::from_str::<UsageQuantity>("\"5\"").is_err());
-        assert!(q("0").is_positive() == false && q("-1").is_positive() == false && q("0.01").is_positive());
+        assert!(!q("0").is_positive() && !q("-1").is_positive() && q("0.01").is_positive());
     }
 }

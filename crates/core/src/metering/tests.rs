@@ -46,8 +46,10 @@ fn report_at(s: Subscription, command: &Command, now: DateTime<Utc>) -> (Subscri
     match decide(Some(&s), command, now) {
         Err(r) => (s, Err(r)),
         Ok(events) => {
-            let envelopes: Vec<EventEnvelope> =
-                events.into_iter().map(|e| EventEnvelope { occurred_at: now, recorded_at: now, ..envelope(e) }).collect();
+            let envelopes: Vec<EventEnvelope> = events
+                .into_iter()
+                .map(|e| EventEnvelope { occurred_at: now, recorded_at: now, ..envelope(e) })
+                .collect();
             let folded = fold(Some(s), &envelopes);
             (folded.state.unwrap(), Ok(folded.effects))
         }
@@ -106,13 +108,19 @@ fn usage_is_refused_unless_the_subscription_is_active() {
     let suspend = Command::Suspend { reason: "paymentFailed".into(), grace: Duration::days(30) };
     let events = decide(Some(&active()), &suspend, now).unwrap();
     let suspended = fold(Some(active()), &events.into_iter().map(envelope).collect::<Vec<_>>()).state.unwrap();
-    assert_eq!(decide(Some(&suspended), &report("apicalls", "1", now), now), Err(Rejection::NotSubscribed("suspended")));
-    let cancelled = after(active(), Event::Cancelled(crate::event::Cancellation {
-        reason: "r".into(),
-        by: crate::event::SourceKind::Publisher,
-        refundable: false,
-        operation_id: None,
-    }));
+    assert_eq!(
+        decide(Some(&suspended), &report("apicalls", "1", now), now),
+        Err(Rejection::NotSubscribed("suspended"))
+    );
+    let cancelled = after(
+        active(),
+        Event::Cancelled(crate::event::Cancellation {
+            reason: "r".into(),
+            by: crate::event::SourceKind::Publisher,
+            refundable: false,
+            operation_id: None,
+        }),
+    );
     assert_eq!(decide(Some(&cancelled), &report("apicalls", "1", now), now), Err(Rejection::Unsubscribed));
 }
 

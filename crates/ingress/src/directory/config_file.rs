@@ -381,7 +381,11 @@ pub(super) mod tests {
         let plan = directory.offer("contoso-crm").unwrap().plan("standard").unwrap();
         assert_eq!(
             plan.metering_dimension("apicalls"),
-            Some(&MeteringDimension { id: "apicalls".into(), display_name: "API calls".into(), unit: "1000 calls".into() })
+            Some(&MeteringDimension {
+                id: "apicalls".into(),
+                display_name: "API calls".into(),
+                unit: "1000 calls".into()
+            })
         );
         let without = Directory::from_toml(VALID).unwrap();
         assert!(without.offer("contoso-crm").unwrap().plan("standard").unwrap().metering_dimensions.is_empty());

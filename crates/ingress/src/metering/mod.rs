@@ -49,7 +49,11 @@ fn json_body(body: &RawBody) -> Result<Value, ApiError> {
 }
 
 /// `POST /usageEvent`: one usage event.
-async fn usage_event(State(state): State<AppState>, publisher: PublisherCaller, body: RawBody) -> Result<Response, ApiError> {
+async fn usage_event(
+    State(state): State<AppState>,
+    publisher: PublisherCaller,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     let raw = json_body(&body)?;
     let item: Result<UsageItem, ItemError> = request::usage_item(&raw);
     let resource_id = item.as_ref().ok().map(|i| i.resource_id);
@@ -71,7 +75,11 @@ async fn usage_event(State(state): State<AppState>, publisher: PublisherCaller, 
 }
 
 /// `POST /batchUsageEvent`: up to 25 usage events, each answered on its own.
-async fn batch_usage_event(State(state): State<AppState>, publisher: PublisherCaller, body: RawBody) -> Result<Response, ApiError> {
+async fn batch_usage_event(
+    State(state): State<AppState>,
+    publisher: PublisherCaller,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     let raw_items = request::batch_items(json_body(&body)?)?;
     let items: Vec<Result<UsageItem, ItemError>> = raw_items.iter().map(request::usage_item).collect();
     let span = tracing::info_span!("batch_usage_event", publisher_id = %publisher.id, items = items.len());

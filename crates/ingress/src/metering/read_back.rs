@@ -68,8 +68,7 @@ pub(super) async fn usage_events(
     if let Some(recon) = text("reconStatus").filter(|r| !RECON_STATUSES.contains(r)) {
         return Err(bad("reconStatus", format!("{recon:?} is not one of {}", RECON_STATUSES.join(", "))));
     }
-    let matches_nothing =
-        text("azureSubscriptionId").is_some() || text("reconStatus").is_some_and(|r| r != "Accepted");
+    let matches_nothing = text("azureSubscriptionId").is_some() || text("reconStatus").is_some_and(|r| r != "Accepted");
     if matches_nothing {
         return Ok(axum::Json(Value::Array(Vec::new())));
     }
@@ -87,7 +86,9 @@ pub(super) async fn usage_events(
     if records.len() > MAX_RECORDS as usize {
         return Err(bad(
             "usageStartDate",
-            format!("more than {MAX_RECORDS} usage events match; narrow the dates or filter by offer, plan or dimension"),
+            format!(
+                "more than {MAX_RECORDS} usage events match; narrow the dates or filter by offer, plan or dimension"
+            ),
         ));
     }
     Ok(axum::Json(records.iter().map(|r| views::read_back(&state.directory, r)).collect()))

@@ -16,11 +16,11 @@ use crate::idempotency::{self, StoredResponse};
 use crate::state::AppState;
 use crate::write_model::{envelopes, load, prepare, Loaded};
 use fulfillment_core::{
-    decide, fold, AcceptedUsage, Command, Event, EventEnvelope, Plan, Source, SourceKind, Subscription,
-    SubscriptionId, UsageReport,
+    decide, fold, AcceptedUsage, Command, Event, EventEnvelope, Plan, Source, SourceKind, Subscription, SubscriptionId,
+    UsageReport,
 };
 use fulfillment_log::AppendBatch;
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::sync::{Arc, Mutex};
 
 /// What one item came to.
@@ -36,7 +36,11 @@ struct Reported {
 
 /// Decides and records `items` for `publisher_id`; returns each item's outcome once the accepted
 /// ones are committed.
-pub async fn record(state: &AppState, publisher_id: &str, items: &[Result<UsageItem, ItemError>]) -> Result<Vec<Outcome>, ApiError> {
+pub async fn record(
+    state: &AppState,
+    publisher_id: &str,
+    items: &[Result<UsageItem, ItemError>],
+) -> Result<Vec<Outcome>, ApiError> {
     let decided: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     idempotency::write(state, None, || {
         let decided = decided.clone();
@@ -48,7 +52,8 @@ pub async fn record(state: &AppState, publisher_id: &str, items: &[Result<UsageI
         }
     })
     .await?;
-    let outcomes = std::mem::take(&mut *decided.lock().map_err(|_| ApiError::Internal("usage outcomes lock poisoned".into()))?);
+    let outcomes =
+        std::mem::take(&mut *decided.lock().map_err(|_| ApiError::Internal("usage outcomes lock poisoned".into()))?);
     Ok(outcomes)
 }
 
@@ -70,13 +75,14 @@ async fn decide_all(
                 continue;
             }
         };
-        let id = item.resource_id;
-        if !reported.contains_key(&id) {
-            let loaded = load(state, id).await?;
-            let current = loaded.subscription.clone();
-            reported.insert(id, Reported { loaded, current, events: Vec::new() });
-        }
-        let Some(entry) = reported.get_mut(&id) else { continue };
+        let entry = match reported.entry(item.resource_id) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(vacant) => {
+                let loaded = load(state, item.resource_id).await?;
+                let current = loaded.subscription.clone();
+                vacant.insert(Reported { loaded, current, events: Vec::new() })
+            }
+        };
         outcomes.push(decide_one(state, publisher_id, &source, entry, item, now));
     }
     let streams = reported
@@ -126,7 +132,8 @@ fn decide_one(
         }
         _ => None,
     });
-    let accepted = accepted.ok_or_else(|| ItemError::new(UsageStatus::Error, "usageEvent", "nothing was recorded".into()))?;
+    let accepted =
+        accepted.ok_or_else(|| ItemError::new(UsageStatus::Error, "usageEvent", "nothing was recorded".into()))?;
     entry.current = fold(entry.current.take(), &recorded).state;
     entry.events.extend(recorded);
     Ok(accepted)
@@ -135,11 +142,13 @@ fn decide_one(
 /// The subscription's plan from the catalog; a plan no longer in the catalog has no dimensions,
 /// so every report against it is `InvalidDimension`.
 fn catalog_plan(state: &AppState, s: &Subscription) -> Plan {
-    state.directory.offer(&s.purchase.offer_id).and_then(|o| o.plan(&s.purchase.plan_id)).cloned().unwrap_or_else(|| Plan {
-        id: s.purchase.plan_id.clone(),
-        min_quantity: 0,
-        max_quantity: 0,
-        terms: Vec::new(),
-        metering_dimensions: Vec::new(),
-    })
+    state.directory.offer(&s.purchase.offer_id).and_then(|o| o.plan(&s.purchase.plan_id)).cloned().unwrap_or_else(
+        || Plan {
+            id: s.purchase.plan_id.clone(),
+            min_quantity: 0,
+            max_quantity: 0,
+            terms: Vec::new(),
+            metering_dimensions: Vec::new(),
+        },
+    )
 }

@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 pub const MAX_BATCH_ITEMS: usize = 25;
 
 /// The fields a `UsageEvent` may have; any other is refused (strict bodies).
-const USAGE_EVENT_FIELDS: [&str; 6] = ["resourceId", "resourceUri", "quantity", "dimension", "effectiveStartTime", "planId"];
+const USAGE_EVENT_FIELDS: [&str; 6] =
+    ["resourceId", "resourceUri", "quantity", "dimension", "effectiveStartTime", "planId"];
 
 /// One usage event as read from a request, before any rule is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,10 @@ pub fn usage_item(value: &Value) -> Result<UsageItem, ItemError> {
         return Err(bad(unknown, format!("unknown field {unknown:?}")));
     }
     if present(fields, "resourceUri").is_some() {
-        return Err(bad("resourceUri", "resourceUri is for managed applications; send the SaaS subscription id as resourceId".into()));
+        return Err(bad(
+            "resourceUri",
+            "resourceUri is for managed applications; send the SaaS subscription id as resourceId".into(),
+        ));
     }
     let resource_id = required_text(fields, "resourceId")?
         .parse::<SubscriptionId>()
@@ -186,7 +190,7 @@ mod tests {
 
     #[test]
     fn read_back_dates_may_be_dates_or_date_times() {
-        assert_eq!(parse_date_or_instant("2020-12-03").unwrap().1, true);
+        assert!(parse_date_or_instant("2020-12-03").unwrap().1);
         assert_eq!(
             parse_date_or_instant("2020-12-03T15:00").unwrap(),
             ("2020-12-03T15:00:00Z".parse().unwrap(), false)

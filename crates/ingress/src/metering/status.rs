@@ -133,7 +133,8 @@ pub fn single_error(error: &ItemError, resource_id: Option<SubscriptionId>) -> R
                 UsageStatus::ResourceNotAuthorized => StatusCode::FORBIDDEN,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let detail_entry = json!({ "code": error.status.as_str(), "message": error.message, "target": error.target });
+            let detail_entry =
+                json!({ "code": error.status.as_str(), "message": error.message, "target": error.target });
             problem(
                 status,
                 &format!("usage-{}", error.status.as_str()),

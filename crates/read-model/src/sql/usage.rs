@@ -17,9 +17,11 @@ impl<S: SqlStore> UsageQueries for S {
             .param(Param::Time(filter.from))
             .push(" AND usage_hour < ")
             .param(Param::Time(filter.to));
-        for (column, value) in
-            [(" AND offer_id = ", &filter.offer_id), (" AND plan_id = ", &filter.plan_id), (" AND dimension = ", &filter.dimension)]
-        {
+        for (column, value) in [
+            (" AND offer_id = ", &filter.offer_id),
+            (" AND plan_id = ", &filter.plan_id),
+            (" AND dimension = ", &filter.dimension),
+        ] {
             if let Some(value) = value {
                 select = select.push(column).param(Param::Text(value));
             }
