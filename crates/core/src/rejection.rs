@@ -2,7 +2,6 @@
 //! per rule, each saying what to fix; adapters map them to answers (422, 404, 409) and the fold
 //! records them, with their stable [`Rejection::code`], for the audit trail.
 
-use crate::metering::AcceptedUsage;
 use crate::subscription::OperationStatus;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -158,8 +157,15 @@ pub enum Rejection {
         active_since: DateTime<Utc>,
     },
     /// Usage for a dimension and hour already reported and accepted.
-    #[error("usage of dimension {:?} for the hour starting {} was already accepted (usage event {})", .0.dimension, .0.hour(), .0.usage_event_id)]
-    DuplicateUsage(Box<AcceptedUsage>),
+    #[error("usage of dimension {dimension:?} for the hour starting {hour} was already accepted (usage event {usage_event_id})")]
+    DuplicateUsage {
+        /// The accepted report's usage event id (the adapter reads its details from the stream).
+        usage_event_id: Uuid,
+        /// Dimension.
+        dimension: String,
+        /// Start of the hour.
+        hour: DateTime<Utc>,
+    },
 }
 
 impl Rejection {
@@ -194,7 +200,7 @@ impl Rejection {
             Rejection::UnknownDimension { .. } => "unknown-dimension",
             Rejection::UsageExpired { .. } => "usage-expired",
             Rejection::UsageBeforeActivation { .. } => "usage-before-activation",
-            Rejection::DuplicateUsage(_) => "duplicate-usage",
+            Rejection::DuplicateUsage { .. } => "duplicate-usage",
         }
     }
 }

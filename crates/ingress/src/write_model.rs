@@ -71,9 +71,16 @@ pub fn prepare(
     envelopes: Vec<EventEnvelope>,
 ) -> (Option<Subscription>, StreamAppend) {
     let after = fold(loaded.subscription.clone(), &envelopes).state;
+    (after, append(id, loaded, envelopes))
+}
+
+/// The append alone, for a caller that already holds the state after it (the Metering API
+/// folds each accepted report as it decides the next): the events of the deadlines `load`
+/// reached, then `envelopes`.
+pub fn append(id: SubscriptionId, loaded: &Loaded, envelopes: Vec<EventEnvelope>) -> StreamAppend {
     let mut events = loaded.due.clone();
     events.extend(envelopes);
-    (after, StreamAppend { subscription_id: id, expected_version: loaded.version, events })
+    StreamAppend { subscription_id: id, expected_version: loaded.version, events }
 }
 
 /// Parses a subscription id from a path; anything that is not a UUID is simply not found.

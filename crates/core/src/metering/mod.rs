@@ -11,9 +11,15 @@
 //! duplicate, answered with the accepted one. The hour rule is decided against the stream's
 //! state, so the log's optimistic concurrency turns racing or retried reports into one fact.
 //!
-//! The state keeps what the rules need and no more: the reports of the last
-//! [`RECENT_USAGE_HOURS`] hours (nothing older can be reported again, so nothing older can
-//! collide) and each dimension's total for the current term, for the partner's view.
+//! The state keeps what the rules need and no more, because a subscription reporting hourly
+//! gets thousands of usage events a year and its state is read and written with each: per
+//! dimension the hours of the last [`RECENT_USAGE_HOURS`] hours that have a report (nothing
+//! older can be reported again, so nothing older can collide), and each dimension's total for
+//! the current term, for the partner's view. For the same reason a usage event's id is not
+//! kept among the state's seen event ids: the hour rule already makes a repeated usage event a
+//! no-op (its usage event id is derived from the dimension and the hour), and the fold refuses
+//! one older than the hours it keeps. The accepted report a duplicate is answered with is read
+//! from the stream by the adapter, by its derived id.
 
 mod quantity;
 
@@ -21,22 +27,22 @@ pub use quantity::UsageQuantity;
 
 use crate::billing::{BillingEvent, BillingEventKind};
 use crate::catalog::Plan;
-use crate::event::{Event, SubscriptionId};
+use crate::event::{Event, EventEnvelope, SubscriptionId};
 use crate::fold::Effect;
 use crate::rejection::Rejection;
 use crate::rules::invalid;
 use crate::subscription::{Status, Subscription};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// How late usage may be reported (the marketplace's 24 hours).
 pub const USAGE_REPORTING_WINDOW_HOURS: i64 = 24;
 
-/// How long the state keeps accepted reports: twice the reporting window, so a report the
-/// window still admits always finds the one it would duplicate, measured from the recording
-/// time of the newest report whatever the publisher's clock.
+/// How long the state keeps the hours with a report: twice the reporting window before the
+/// newest event applied, so a report the window still admits always finds the one it would
+/// duplicate, even decided by an instance whose clock is up to a day behind.
 pub const RECENT_USAGE_HOURS: i64 = 2 * USAGE_REPORTING_WINDOW_HOURS;
 
 /// Namespace of usage event ids (UUID v5). Never change it: a retried report must get the id
@@ -57,7 +63,7 @@ pub struct UsageReport {
 }
 
 /// A report the marketplace accepted, as the Metering API answers it (and answers it again to a
-/// duplicate).
+/// duplicate): a recorded [`Event::UsageReported`] with the time it was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AcceptedUsage {
@@ -80,6 +86,23 @@ impl AcceptedUsage {
     pub fn hour(&self) -> DateTime<Utc> {
         usage_hour(self.effective_start_time)
     }
+
+    /// The accepted report `envelope` records, if it records one.
+    pub fn recorded(envelope: &EventEnvelope) -> Option<AcceptedUsage> {
+        match &envelope.event {
+            Event::UsageReported { usage_event_id, dimension, quantity, effective_start_time, plan_id } => {
+                Some(AcceptedUsage {
+                    usage_event_id: *usage_event_id,
+                    dimension: dimension.clone(),
+                    quantity: *quantity,
+                    effective_start_time: *effective_start_time,
+                    plan_id: plan_id.clone(),
+                    message_time: envelope.recorded_at,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Metered usage in a subscription's state.
@@ -90,21 +113,28 @@ pub struct MeteredUsage {
     pub term_number: u32,
     /// Units per dimension reported for hours inside that term.
     pub this_term: BTreeMap<String, UsageQuantity>,
-    /// Reports accepted in the last [`RECENT_USAGE_HOURS`] hours, oldest first.
-    pub recent: Vec<AcceptedUsage>,
+    /// Per dimension, the hours with an accepted report among the last [`RECENT_USAGE_HOURS`].
+    pub recent_hours: BTreeMap<String, BTreeSet<DateTime<Utc>>>,
 }
 
 impl MeteredUsage {
     /// Whether no usage was ever reported (the state then leaves the field out, so states
     /// without usage keep the JSON they always had).
     pub fn is_empty(&self) -> bool {
-        self.term_number == 0 && self.this_term.is_empty() && self.recent.is_empty()
+        self.term_number == 0 && self.this_term.is_empty() && self.recent_hours.is_empty()
     }
 
-    /// The accepted report for `dimension` in the hour of `at`, if any.
-    pub fn accepted_in_hour(&self, dimension: &str, at: DateTime<Utc>) -> Option<&AcceptedUsage> {
-        let hour = usage_hour(at);
-        self.recent.iter().find(|u| u.dimension == dimension && u.hour() == hour)
+    /// Whether a report for `dimension` in the hour of `at` was accepted.
+    pub fn has_report(&self, dimension: &str, at: DateTime<Utc>) -> bool {
+        self.recent_hours.get(dimension).is_some_and(|hours| hours.contains(&usage_hour(at)))
+    }
+
+    /// Forgets the hours before `oldest_kept`.
+    fn forget_before(&mut self, oldest_kept: DateTime<Utc>) {
+        for hours in self.recent_hours.values_mut() {
+            *hours = hours.split_off(&oldest_kept);
+        }
+        self.recent_hours.retain(|_, hours| !hours.is_empty());
     }
 }
 
@@ -161,11 +191,12 @@ pub(crate) fn decide_usage(
             active_since,
         });
     }
-    if let Some(accepted) = s.metered_usage.accepted_in_hour(&report.dimension, report.effective_start_time) {
-        return Err(Rejection::DuplicateUsage(Box::new(accepted.clone())));
+    let usage_event_id = usage_event_id(s.id, &report.dimension, report.effective_start_time);
+    if s.metered_usage.has_report(&report.dimension, report.effective_start_time) {
+        return Err(duplicate(usage_event_id, &report.dimension, report.effective_start_time));
     }
     Ok(vec![Event::UsageReported {
-        usage_event_id: usage_event_id(s.id, &report.dimension, report.effective_start_time),
+        usage_event_id,
         dimension: report.dimension.clone(),
         quantity: report.quantity,
         effective_start_time: report.effective_start_time,
@@ -173,24 +204,37 @@ pub(crate) fn decide_usage(
     }])
 }
 
-/// Applies [`Event::UsageReported`] recorded at `at`: re-checks the rules that can race (active,
-/// one per dimension and hour), keeps the report, adds it to the term's totals and bills it.
+/// The rejection of a second report for `dimension` in the hour of `at`.
+fn duplicate(usage_event_id: Uuid, dimension: &str, at: DateTime<Utc>) -> Rejection {
+    Rejection::DuplicateUsage { usage_event_id, dimension: dimension.to_owned(), hour: usage_hour(at) }
+}
+
+/// Applies [`Event::UsageReported`] (`usage`) to `s`, whose last event occurred at `last`:
+/// re-checks the rules that can race (active, one per dimension and hour, not older than the
+/// hours the state keeps), keeps the hour, adds the units to the term's totals and bills them.
 pub(crate) fn record_usage(
     s: &mut Subscription,
-    usage: AcceptedUsage,
+    usage: &AcceptedUsage,
     event_id: Uuid,
     at: DateTime<Utc>,
 ) -> Result<Effect, Rejection> {
     if s.status != Status::Subscribed {
         return Err(Rejection::NotSubscribed(s.status.partner_center_name()));
     }
-    if let Some(accepted) = s.metered_usage.accepted_in_hour(&usage.dimension, usage.effective_start_time) {
-        return Err(Rejection::DuplicateUsage(Box::new(accepted.clone())));
+    let oldest_kept = usage_hour(s.updated_at.max(at) - Duration::hours(RECENT_USAGE_HOURS));
+    if usage.hour() < oldest_kept {
+        return Err(Rejection::UsageExpired {
+            effective_start_time: usage.effective_start_time,
+            earliest: oldest_kept,
+        });
+    }
+    if s.metered_usage.has_report(&usage.dimension, usage.effective_start_time) {
+        return Err(duplicate(usage.usage_event_id, &usage.dimension, usage.effective_start_time));
     }
     let term = s.current_term;
     let metered = &mut s.metered_usage;
-    let oldest_kept = at - Duration::hours(RECENT_USAGE_HOURS);
-    metered.recent.retain(|u| u.message_time >= oldest_kept);
+    metered.forget_before(oldest_kept);
+    metered.recent_hours.entry(usage.dimension.clone()).or_default().insert(usage.hour());
     let term_number = term.map_or(0, |t| t.number);
     if metered.term_number != term_number {
         metered.term_number = term_number;
@@ -207,7 +251,6 @@ pub(crate) fn record_usage(
         hour: usage.hour(),
         effective_start_time: usage.effective_start_time,
     };
-    metered.recent.push(usage);
     Ok(Effect::Billing(BillingEvent::new(kind, s, event_id, at)))
 }
 

@@ -89,11 +89,12 @@ fn usage_event_id_of(s: &Subscription, dimension: &str, at: DateTime<Utc>) -> Uu
 #[test]
 fn a_second_report_in_the_same_hour_is_a_duplicate_answered_with_the_first() {
     let now = at("2026-03-02T10:58:00Z");
-    let (s, _) = report_at(active(), &report("apicalls", "5", at("2026-03-02T10:05:00Z")), now);
+    let (s, first) = report_at(active(), &report("apicalls", "5", at("2026-03-02T10:05:00Z")), now);
+    let Effect::Billing(billed) = &first.unwrap()[0] else { panic!("billed") };
+    let BillingEventKind::Usage { usage_event_id: accepted_id, .. } = billed.kind else { panic!("usage") };
     let (s, again) = report_at(s, &report("apicalls", "7", at("2026-03-02T10:55:00Z")), now);
-    let Err(Rejection::DuplicateUsage(accepted)) = again else { panic!("{again:?}") };
-    assert_eq!((accepted.quantity, accepted.effective_start_time), (q("5"), at("2026-03-02T10:05:00Z")));
-    assert_eq!(accepted.message_time, now);
+    let Err(Rejection::DuplicateUsage { usage_event_id, dimension, hour }) = again else { panic!("{again:?}") };
+    assert_eq!((usage_event_id, dimension.as_str(), hour), (accepted_id, "apicalls", at("2026-03-02T10:00:00Z")));
     // The next hour is a new one.
     let (s, next_hour) = report_at(s, &report("apicalls", "7", at("2026-03-02T11:00:00Z")), at("2026-03-02T11:01:00Z"));
     assert!(next_hour.is_ok());
@@ -198,7 +199,9 @@ fn the_state_keeps_only_the_reports_that_can_still_collide() {
         assert!(result.is_ok());
         s = next;
     }
-    assert!(s.metered_usage.recent.len() as i64 <= RECENT_USAGE_HOURS + 1, "{}", s.metered_usage.recent.len());
+    let kept = s.metered_usage.recent_hours["apicalls"].len() as i64;
+    assert!(kept <= RECENT_USAGE_HOURS + 1, "{kept}");
+    assert!(s.seen_event_ids.len() < 10, "usage event ids are not kept: {}", s.seen_event_ids.len());
     assert_eq!(s.usage_this_term().get("apicalls"), Some(&q(&(RECENT_USAGE_HOURS * 3).to_string())));
 }
 
@@ -224,6 +227,30 @@ fn lifecycle_renew(s: Subscription) -> Subscription {
     let recorded: Vec<EventEnvelope> =
         events.into_iter().map(|e| EventEnvelope { occurred_at: deadline.due_at, ..envelope(e) }).collect();
     fold(Some(s), &recorded).state.unwrap()
+}
+
+#[test]
+fn a_usage_event_delivered_twice_or_older_than_the_kept_hours_changes_nothing() {
+    let now = at("2026-03-05T10:30:00Z");
+    let s = active();
+    let events = decide(Some(&s), &report("apicalls", "2", now - Duration::minutes(5)), now).unwrap();
+    let recorded = EventEnvelope { occurred_at: now, recorded_at: now, ..envelope(events[0].clone()) };
+    let folded = fold(Some(s), &[recorded.clone(), recorded]);
+    assert_eq!(billed(&folded.effects).len(), 1);
+    assert!(folded.effects.iter().any(|e| matches!(e, Effect::Rejected { code, .. } if code == "duplicate-usage")));
+    // An event of an hour the state no longer keeps is refused, however it reached the log.
+    let later = now + Duration::hours(RECENT_USAGE_HOURS + 2);
+    let (s, _) = report_at(folded.state.unwrap(), &report("apicalls", "1", later), later);
+    let stale = Event::UsageReported {
+        usage_event_id: Uuid::from_u128(5),
+        dimension: "apicalls".into(),
+        quantity: q("1"),
+        effective_start_time: now - Duration::hours(1),
+        plan_id: "standard".into(),
+    };
+    let folded = fold(Some(s), &[EventEnvelope { occurred_at: now, recorded_at: now, ..envelope(stale) }]);
+    assert!(billed(&folded.effects).is_empty());
+    assert!(folded.effects.iter().any(|e| matches!(e, Effect::Rejected { code, .. } if code == "usage-expired")));
 }
 
 #[test]
@@ -278,8 +305,8 @@ proptest! {
                         billed_total = billed_total.checked_add(*quantity).unwrap();
                     }
                 }
-                Err(Rejection::DuplicateUsage(first)) => {
-                    prop_assert!(accepted.contains(&(dimension, first.hour())));
+                Err(Rejection::DuplicateUsage { hour, .. }) => {
+                    prop_assert!(accepted.contains(&(dimension, hour)));
                 }
                 Err(_) => {}
             }

@@ -14,7 +14,7 @@ use super::status::{ItemError, UsageStatus};
 use crate::error::ApiError;
 use crate::idempotency::{self, StoredResponse};
 use crate::state::AppState;
-use crate::write_model::{envelopes, load, prepare, Loaded};
+use crate::write_model::{append, envelopes, load, Loaded};
 use fulfillment_core::{
     decide, fold, AcceptedUsage, Command, Event, EventEnvelope, Plan, Source, SourceKind, Subscription, SubscriptionId,
     UsageReport,
@@ -83,14 +83,38 @@ async fn decide_all(
                 vacant.insert(Reported { loaded, current, events: Vec::new() })
             }
         };
-        outcomes.push(decide_one(state, publisher_id, &source, entry, item, now));
+        let mut outcome = decide_one(state, publisher_id, &source, entry, item, now);
+        if let Err(error) = &mut outcome {
+            if let Some(usage_event_id) = error.duplicate_of {
+                let accepted = accepted_report(state, item.resource_id, usage_event_id, &entry.events).await?;
+                error.accepted = accepted.map(Box::new);
+            }
+        }
+        outcomes.push(outcome);
     }
     let streams = reported
         .into_iter()
         .filter(|(_, r)| !r.events.is_empty())
-        .map(|(id, r)| prepare(id, &r.loaded, r.events).1)
+        .map(|(id, r)| append(id, &r.loaded, r.events))
         .collect();
     Ok((AppendBatch { streams, idempotency: None }, outcomes))
+}
+
+/// The accepted report a duplicate is answered with: among this request's own events, else
+/// from the subscription's stream in the log (the state keeps only the hours; a duplicate is
+/// the rare case, so it pays the read).
+async fn accepted_report(
+    state: &AppState,
+    id: SubscriptionId,
+    usage_event_id: uuid::Uuid,
+    pending: &[EventEnvelope],
+) -> Result<Option<AcceptedUsage>, ApiError> {
+    let is_it = |usage: &AcceptedUsage| usage.usage_event_id == usage_event_id;
+    if let Some(usage) = pending.iter().filter_map(AcceptedUsage::recorded).find(is_it) {
+        return Ok(Some(usage));
+    }
+    let stream = state.log.read_stream(id).await?;
+    Ok(stream.iter().rev().filter_map(|e| AcceptedUsage::recorded(&e.envelope)).find(is_it))
 }
 
 /// Decides one item against the subscription's running state, keeping its event when accepted.

@@ -66,19 +66,25 @@ pub struct ItemError {
     pub target: String,
     /// What is wrong.
     pub message: String,
-    /// For a duplicate: the report accepted earlier.
+    /// For a duplicate: the report accepted earlier (found by [`super::report`]).
     pub accepted: Option<Box<AcceptedUsage>>,
+    /// For a duplicate: the accepted report's usage event id.
+    pub duplicate_of: Option<uuid::Uuid>,
 }
 
 impl ItemError {
     /// An error of `status` about `target`.
     pub fn new(status: UsageStatus, target: &str, message: String) -> Self {
-        ItemError { status, target: target.to_owned(), message, accepted: None }
+        ItemError { status, target: target.to_owned(), message, accepted: None, duplicate_of: None }
     }
 
     /// The status of a usage event the domain refused.
     pub fn from_rejection(rejection: Rejection) -> Self {
         let message = rejection.to_string();
+        let duplicate_of = match &rejection {
+            Rejection::DuplicateUsage { usage_event_id, .. } => Some(*usage_event_id),
+            _ => None,
+        };
         let (status, target) = match &rejection {
             Rejection::NotFound => (UsageStatus::ResourceNotFound, "resourceId"),
             Rejection::NotSubscribed(_) | Rejection::Unsubscribed | Rejection::Expired => {
@@ -90,17 +96,10 @@ impl ItemError {
             Rejection::InvalidField { field: "quantity", .. } => (UsageStatus::InvalidQuantity, "quantity"),
             Rejection::InvalidField { field, .. } => (UsageStatus::BadArgument, *field),
             Rejection::UsageExpired { .. } => (UsageStatus::Expired, "effectiveStartTime"),
-            Rejection::DuplicateUsage(accepted) => {
-                return ItemError {
-                    status: UsageStatus::Duplicate,
-                    target: "usageEvent".into(),
-                    message,
-                    accepted: Some(accepted.clone()),
-                }
-            }
+            Rejection::DuplicateUsage { .. } => (UsageStatus::Duplicate, "usageEvent"),
             _ => (UsageStatus::Error, "usageEvent"),
         };
-        ItemError::new(status, target, message)
+        ItemError { duplicate_of, ..ItemError::new(status, target, message) }
     }
 
     /// The spec's error object for a batch item (`UsageEventConflictResponse`).

@@ -8,7 +8,7 @@ use super::backend::Backend;
 use super::dialect::{Param, Statement};
 use crate::ReadModelError;
 use crate::UsageRecord;
-use fulfillment_core::{apply, Effect, Event, Subscription, SubscriptionId};
+use fulfillment_core::{apply, AcceptedUsage, Effect, Subscription, SubscriptionId};
 use fulfillment_log::StoredEvent;
 use std::collections::HashMap;
 use tracing::warn;
@@ -101,8 +101,8 @@ fn fold_batch(
         let state = states.remove(&id).flatten();
         let (state, effects) = apply(state, envelope);
         let accepted = effects.iter().all(|e| matches!(e, Effect::Billing(_)));
-        if let (true, Some(s), Event::UsageReported { usage_event_id, .. }) = (accepted, &state, &envelope.event) {
-            folded.usage.extend(usage_row(s, *usage_event_id, stored_event.position)?);
+        if let (true, Some(s), Some(usage)) = (accepted, &state, AcceptedUsage::recorded(envelope)) {
+            folded.usage.push(usage_row(s, usage, stored_event.position)?);
         }
         for effect in effects {
             match effect {
@@ -131,14 +131,10 @@ fn fold_batch(
     Ok(folded)
 }
 
-/// The row of the usage event `usage_event_id` that `s` just accepted.
-fn usage_row(s: &Subscription, usage_event_id: uuid::Uuid, position: u64) -> Result<Option<UsageRow>, ReadModelError> {
-    let Some(usage) = s.metered_usage.recent.iter().rev().find(|u| u.usage_event_id == usage_event_id) else {
-        return Ok(None);
-    };
-    let record = UsageRecord { subscription_id: s.id, offer_id: s.purchase.offer_id.clone(), usage: usage.clone() };
-    Ok(Some(UsageRow {
-        usage_event_id: usage_event_id.to_string(),
+/// The row of the usage event `s` just accepted.
+fn usage_row(s: &Subscription, usage: AcceptedUsage, position: u64) -> Result<UsageRow, ReadModelError> {
+    let row = UsageRow {
+        usage_event_id: usage.usage_event_id.to_string(),
         subscription_id: s.id.to_string(),
         publisher_id: s.purchase.publisher_id.clone(),
         offer_id: s.purchase.offer_id.clone(),
@@ -146,8 +142,11 @@ fn usage_row(s: &Subscription, usage_event_id: uuid::Uuid, position: u64) -> Res
         dimension: usage.dimension.clone(),
         hour: usage.hour(),
         log_position: position as i64,
-        payload: serde_json::to_string(&record).map_err(|e| ReadModelError::Corrupt(e.to_string()))?,
-    }))
+        payload: String::new(),
+    };
+    let record = UsageRecord { subscription_id: s.id, offer_id: s.purchase.offer_id.clone(), usage };
+    let payload = serde_json::to_string(&record).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
+    Ok(UsageRow { payload, ..row })
 }
 
 /// Parses a stored subscription state.
