@@ -132,7 +132,9 @@ impl MeteredUsage {
     /// Forgets the hours before `oldest_kept`.
     fn forget_before(&mut self, oldest_kept: DateTime<Utc>) {
         for hours in self.recent_hours.values_mut() {
-            *hours = hours.split_off(&oldest_kept);
+            if hours.first().is_some_and(|oldest| *oldest < oldest_kept) {
+                *hours = hours.split_off(&oldest_kept);
+            }
         }
         self.recent_hours.retain(|_, hours| !hours.is_empty());
     }
