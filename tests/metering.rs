@@ -166,6 +166,11 @@ async fn accepted_usage_is_billed_once_read_back_and_shown_to_the_partner() {
 
     let history = app.history("cust-m1", &sub).await;
     assert!(history.iter().any(|e| e["type"] == "subscription.usage_reported"), "{history:#?}");
+    let mut console = common::console::Console::new(&app.base);
+    console.sign_in(PARTNER_1_KEY).await;
+    let page = console.get(&format!("/console/customers/cust-m1/subscriptions/{sub}")).await;
+    page.assert_contains("Metered usage this term").assert_contains("API calls: 12.5 \u{00d7} 1000 calls");
+    page.assert_contains("Publisher reported usage: 12.5 units of apicalls");
     app.stop().await;
 }
 
@@ -304,6 +309,7 @@ async fn a_batch_of_25_answers_each_item_on_its_own() {
 
     let too_many = post_batch(&app, vec![usage(&subs[0], "apicalls", json!(1), at); 26]).await.expect(400);
     assert_eq!(too_many.header("content-type"), Some("application/problem+json"));
+    assert_eq!(too_many.body["code"], "BadArgument");
     post_batch(&app, vec![]).await.expect(400);
     app.stop().await;
 }
@@ -355,6 +361,11 @@ async fn single_reports_are_refused_for_inactive_foreign_and_unknown_subscriptio
         .await
         .expect(400);
     assert_eq!(malformed.header("content-type"), Some("application/problem+json"));
+    spec.check("POST", "/usageEvent", 400, &malformed.body);
+    assert_eq!(
+        (malformed.body["code"].as_str(), malformed.body["target"].as_str()),
+        (Some("BadArgument"), Some("body"))
+    );
 
     // Nothing of the refused reports was billed; the subscription is still usable.
     post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(1), at)).await.expect(200);
@@ -405,16 +416,26 @@ async fn usage_before_an_instant_is_not_in_the_state_as_of_then_and_a_replay_rep
             let print = kafka::assert_equals_fresh_fold(&live, log).await;
             assert!(print.tables.contains_key("usage_events"), "{print:?}");
         }
-        // The embedded log: `verify` folds it afresh and compares every table.
+        // The embedded log: `verify` folds it afresh and compares every table; `history` and
+        // `export` show the usage.
         Parts::Embedded { read_models: ReadModelBackend::Embedded, .. } => {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
-                .args(["verify", "--data-dir"])
-                .arg(&app.data_dir)
-                .output()
-                .expect("binary runs");
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-            assert!(text.contains("usage_events") && !text.contains("DIFFERENT"), "{text}");
+            let run = |args: &[&str]| {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_fulfillment"))
+                    .args(args)
+                    .arg("--data-dir")
+                    .arg(&app.data_dir)
+                    .output()
+                    .expect("binary runs");
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert_eq!(out.status.code(), Some(0), "{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+                text
+            };
+            let verified = run(&["verify"]);
+            assert!(verified.contains("usage_events") && !verified.contains("DIFFERENT"), "{verified}");
+            let history = run(&["history", &sub]);
+            assert_eq!(history.matches("usage: ").count(), 3, "{history}");
+            let export = run(&["export", "--subscription", &sub]);
+            assert_eq!(export.matches("subscription.usage_reported").count(), 3, "{export}");
         }
         _ => {}
     }

@@ -48,16 +48,33 @@ fn json_body(body: &RawBody) -> Result<Value, ApiError> {
     parse_json::<Value>(&body.0).map_err(|e| request::bad_body(e.to_string()))
 }
 
+/// A request the Metering API cannot read at all: 400 in the spec's `BadArgument` shape.
+fn unreadable(error: ApiError) -> Response {
+    match error {
+        ApiError::BadRequest { field, message } => {
+            status::single_error(&ItemError::new(status::UsageStatus::BadArgument, &field, message), None)
+        }
+        other => other.into_response(),
+    }
+}
+
 /// `POST /usageEvent`: one usage event.
 async fn usage_event(
     State(state): State<AppState>,
     publisher: PublisherCaller,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    let raw = json_body(&body)?;
+    let raw = match json_body(&body) {
+        Ok(raw) => raw,
+        Err(error) => return Ok(unreadable(error)),
+    };
     let item: Result<UsageItem, ItemError> = request::usage_item(&raw);
     let resource_id = item.as_ref().ok().map(|i| i.resource_id);
-    let span = tracing::info_span!("usage_event", publisher_id = %publisher.id, subscription_id = ?resource_id.map(|id| id.to_string()));
+    let span =
+        tracing::info_span!("usage_event", publisher_id = %publisher.id, subscription_id = tracing::field::Empty);
+    if let Some(id) = resource_id {
+        span.record("subscription_id", tracing::field::display(id));
+    }
     let outcome = report::record(&state, &publisher.id, std::slice::from_ref(&item)).instrument(span.clone()).await?;
     let _entered = span.enter();
     match outcome.into_iter().next() {
@@ -80,7 +97,10 @@ async fn batch_usage_event(
     publisher: PublisherCaller,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    let raw_items = request::batch_items(json_body(&body)?)?;
+    let raw_items = match json_body(&body).and_then(request::batch_items) {
+        Ok(items) => items,
+        Err(error) => return Ok(unreadable(error)),
+    };
     let items: Vec<Result<UsageItem, ItemError>> = raw_items.iter().map(request::usage_item).collect();
     let span = tracing::info_span!("batch_usage_event", publisher_id = %publisher.id, items = items.len());
     let outcomes = report::record(&state, &publisher.id, &items).instrument(span.clone()).await?;
