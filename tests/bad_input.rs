@@ -112,7 +112,7 @@ impl Fuzzer {
                 path = path.replacen(placeholder, &value, 1);
             }
         }
-        match self.rng.gen_range(0..6) {
+        match self.rng.gen_range(0..7) {
             0 => path.push_str("?api-version=2018-08-31"),
             1 => path.push_str("?api-version=1999-01-01&continuationToken=%%%"),
             2 => path.push_str("?after=-1&limit=99999999999999999999"),
@@ -120,6 +120,7 @@ impl Fuzzer {
             4 => {
                 path.push_str("?api-version=2018-08-31&usageStartDate=2026-12-01&UsageEndDate=2020-01-01&reconStatus=x")
             }
+            5 => path.push_str("?api-version=2018-08-31&usageStartDate=2020-01-01&UsageEndDate=%2B262142-12-31"),
             _ => {}
         }
         path

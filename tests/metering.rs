@@ -185,11 +185,37 @@ async fn a_second_report_in_the_same_hour_is_409_with_the_accepted_one() {
     let second = post_usage(&app, CONTOSO_TOKEN, usage(&sub, "apicalls", json!(4), at)).await.expect(409);
     spec.check("POST", "/usageEvent", 409, &second.body);
     assert_eq!(second.header("content-type"), Some("application/problem+json"));
-    assert_eq!(second.body["additionalInfo"]["acceptedMessage"], first.body);
+    assert_eq!(second.body["code"], "Conflict");
+    assert_eq!(second.body["additionalInfo"]["acceptedMessage"], as_duplicate(&first.body));
     // Another dimension in the same hour is its own report.
     post_usage(&app, CONTOSO_TOKEN, usage(&sub, "storage", json!(0.25), at)).await.expect(200);
-    assert_eq!(usage_billing(&app, &sub, 2).await.len(), 2);
+
+    // The same hour again in a later batch, and a single report after a batch: duplicates.
+    let hour = at - Duration::seconds(i64::from(at.timestamp() as u32 % 3600));
+    let batch =
+        post_batch(&app, vec![usage(&sub, "apicalls", json!(8), hour + Duration::minutes(1))]).await.expect(200);
+    spec.check("POST", "/batchUsageEvent", 200, &batch.body);
+    let item = &batch.body["result"][0];
+    assert_eq!((item["status"].as_str(), item["error"]["code"].as_str()), (Some("Duplicate"), Some("Conflict")));
+    assert_eq!(item["error"]["additionalInfo"]["acceptedMessage"], as_duplicate(&first.body));
+    // Hour boundaries: the last second of the previous hour and the first of this one's
+    // neighbour are hours of their own; a second report for either is a duplicate.
+    let previous_hour_end = hour - Duration::seconds(1);
+    let batch = post_batch(&app, vec![usage(&sub, "storage", json!(1), previous_hour_end)]).await.expect(200);
+    assert_eq!(batch.body["result"][0]["status"], "Accepted");
+    post_usage(&app, CONTOSO_TOKEN, usage(&sub, "storage", json!(2), previous_hour_end - Duration::minutes(59)))
+        .await
+        .expect(409);
+    post_usage(&app, CONTOSO_TOKEN, usage(&sub, "storage", json!(2), hour)).await.expect(409);
+    assert_eq!(usage_billing(&app, &sub, 3).await.len(), 3);
     app.stop().await;
+}
+
+/// An accepted report as the marketplace repeats it to a duplicate: `status` `Duplicate`.
+fn as_duplicate(accepted: &Value) -> Value {
+    let mut repeated = accepted.clone();
+    repeated["status"] = json!("Duplicate");
+    repeated
 }
 
 #[tokio::test]
@@ -203,7 +229,7 @@ async fn concurrent_identical_reports_accept_exactly_one() {
     assert_eq!((accepted, duplicates), (1, 23), "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
     let first = replies.iter().find(|r| r.status == 200).unwrap();
     for duplicate in replies.iter().filter(|r| r.status == 409) {
-        assert_eq!(duplicate.body["additionalInfo"]["acceptedMessage"], first.body);
+        assert_eq!(duplicate.body["additionalInfo"]["acceptedMessage"], as_duplicate(&first.body));
     }
     assert_eq!(usage_billing(&app, &sub, 1).await.len(), 1);
     app.stop().await;
@@ -292,6 +318,8 @@ async fn a_batch_of_25_answers_each_item_on_its_own() {
     assert_eq!(statuses, expected);
     let result = reply.body["result"].as_array().unwrap();
     assert_eq!(result[2]["error"]["additionalInfo"]["acceptedMessage"]["quantity"], 1);
+    assert_eq!(result[2]["error"]["additionalInfo"]["acceptedMessage"]["status"], "Duplicate");
+    assert_eq!(result[2]["error"]["code"], "Conflict");
     assert_eq!(result[2]["error"]["additionalInfo"]["acceptedMessage"]["usageEventId"], result[0]["usageEventId"]);
     assert_eq!(result[6]["error"]["code"], "InvalidDimension");
     assert!(result[15].get("resourceId").is_none(), "a malformed id is not echoed: {}", result[15]);

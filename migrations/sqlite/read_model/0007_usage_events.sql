@@ -13,4 +13,3 @@ CREATE TABLE usage_events (
     payload         TEXT    NOT NULL
 );
 CREATE INDEX usage_events_by_publisher ON usage_events (publisher_id, usage_hour, usage_event_id);
-CREATE INDEX usage_events_by_subscription ON usage_events (subscription_id, usage_hour);

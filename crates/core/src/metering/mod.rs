@@ -37,6 +37,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+/// The most units one report may carry: far above any hour's real usage, and low enough that a
+/// term's totals can never leave the exact decimal range.
+pub const MAX_USAGE_QUANTITY: i64 = 1_000_000_000_000;
+
 /// How late usage may be reported (the marketplace's 24 hours).
 pub const USAGE_REPORTING_WINDOW_HOURS: i64 = 24;
 
@@ -179,6 +183,9 @@ pub(crate) fn decide_usage(
     }
     if !report.quantity.is_positive() {
         return Err(invalid("quantity", format!("must be above 0, got {}", report.quantity)));
+    }
+    if report.quantity > UsageQuantity::from(MAX_USAGE_QUANTITY) {
+        return Err(invalid("quantity", format!("must be at most {MAX_USAGE_QUANTITY}, got {}", report.quantity)));
     }
     if report.effective_start_time > now {
         return Err(invalid("effectiveStartTime", format!("{} is in the future", report.effective_start_time)));

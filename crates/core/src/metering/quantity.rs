@@ -42,6 +42,12 @@ impl UsageQuantity {
     }
 }
 
+impl From<i64> for UsageQuantity {
+    fn from(units: i64) -> Self {
+        UsageQuantity(Decimal::from(units))
+    }
+}
+
 impl FromStr for UsageQuantity {
     type Err = String;
 

@@ -142,6 +142,9 @@ fn plan_dimension_and_quantity_are_checked() {
         assert!(matches!(refused, Rejection::InvalidField { field: "quantity", .. }), "{refused:?}");
     }
     assert!(decide(Some(&s), &report("apicalls", "0.001", now), now).is_ok());
+    assert!(decide(Some(&s), &report("apicalls", "1000000000000", now), now).is_ok());
+    let huge = decide(Some(&s), &report("apicalls", "1000000000000.5", now), now).unwrap_err();
+    assert!(matches!(huge, Rejection::InvalidField { field: "quantity", .. }), "{huge:?}");
 }
 
 #[test]

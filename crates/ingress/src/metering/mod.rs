@@ -81,7 +81,7 @@ async fn usage_event(
         Some(Ok(accepted)) => {
             info!(usage_event_id = %accepted.usage_event_id, dimension = %accepted.dimension, "usage accepted");
             let id = resource_id.ok_or_else(|| ApiError::Internal("accepted usage without a resource".into()))?;
-            Ok(axum::Json(views::accepted(id, &accepted)).into_response())
+            Ok(axum::Json(views::accepted(id, &accepted, status::UsageStatus::Accepted)).into_response())
         }
         Some(Err(error)) => {
             info!(status = error.status.as_str(), "usage refused");

@@ -51,13 +51,17 @@ pub(super) async fn usage_events(
     }
     let text = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let start = text("usageStartDate").ok_or_else(|| bad("usageStartDate", "usageStartDate is required".into()))?;
-    let (from, _) = parse_date_or_instant(start)
+    let (start, _) = parse_date_or_instant(start)
         .ok_or_else(|| bad("usageStartDate", format!("{start:?} is not a date (2020-12-03) or date-time")))?;
+    // Events are kept by hour: a start inside an hour includes that hour.
+    let from = fulfillment_core::usage_hour(start);
     let to = match text("UsageEndDate").or_else(|| text("usageEndDate")) {
         None => state.clock.now(),
         Some(end) => match parse_date_or_instant(end) {
             // A bare end date includes that whole day.
-            Some((day, true)) => day + Duration::days(1),
+            Some((day, true)) => day
+                .checked_add_signed(Duration::days(1))
+                .ok_or_else(|| bad("UsageEndDate", format!("{end:?} is out of range")))?,
             Some((instant, false)) => instant,
             None => return Err(bad("UsageEndDate", format!("{end:?} is not a date (2020-12-03) or date-time"))),
         },

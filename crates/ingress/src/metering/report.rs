@@ -27,11 +27,13 @@ use std::sync::{Arc, Mutex};
 pub type Outcome = Result<AcceptedUsage, ItemError>;
 
 /// One subscription a request reports on: its state as loaded, the state after the items
-/// accepted so far, and their events.
+/// accepted so far, their events, and (once a duplicate needed them) the reports its stream
+/// holds.
 struct Reported {
     loaded: Loaded,
     current: Option<Subscription>,
     events: Vec<EventEnvelope>,
+    recorded: Option<Vec<AcceptedUsage>>,
 }
 
 /// Decides and records `items` for `publisher_id`; returns each item's outcome once the accepted
@@ -80,14 +82,13 @@ async fn decide_all(
             Entry::Vacant(vacant) => {
                 let loaded = load(state, item.resource_id).await?;
                 let current = loaded.subscription.clone();
-                vacant.insert(Reported { loaded, current, events: Vec::new() })
+                vacant.insert(Reported { loaded, current, events: Vec::new(), recorded: None })
             }
         };
         let mut outcome = decide_one(state, publisher_id, &source, entry, item, now);
         if let Err(error) = &mut outcome {
             if let Some(usage_event_id) = error.duplicate_of {
-                let accepted = accepted_report(state, item.resource_id, usage_event_id, &entry.events).await?;
-                error.accepted = accepted.map(Box::new);
+                error.accepted = accepted_report(state, item.resource_id, usage_event_id, entry).await?.map(Box::new);
             }
         }
         outcomes.push(outcome);
@@ -101,20 +102,23 @@ async fn decide_all(
 }
 
 /// The accepted report a duplicate is answered with: among this request's own events, else
-/// from the subscription's stream in the log (the state keeps only the hours; a duplicate is
-/// the rare case, so it pays the read).
+/// from the subscription's stream in the log, read at most once per request (the state keeps
+/// only the hours; a duplicate is the rare case, so it pays the read).
 async fn accepted_report(
     state: &AppState,
     id: SubscriptionId,
     usage_event_id: uuid::Uuid,
-    pending: &[EventEnvelope],
+    entry: &mut Reported,
 ) -> Result<Option<AcceptedUsage>, ApiError> {
     let is_it = |usage: &AcceptedUsage| usage.usage_event_id == usage_event_id;
-    if let Some(usage) = pending.iter().filter_map(AcceptedUsage::recorded).find(is_it) {
+    if let Some(usage) = entry.events.iter().filter_map(AcceptedUsage::recorded).find(is_it) {
         return Ok(Some(usage));
     }
-    let stream = state.log.read_stream(id).await?;
-    Ok(stream.iter().rev().filter_map(|e| AcceptedUsage::recorded(&e.envelope)).find(is_it))
+    if entry.recorded.is_none() {
+        let stream = state.log.read_stream(id).await?;
+        entry.recorded = Some(stream.iter().filter_map(|e| AcceptedUsage::recorded(&e.envelope)).collect());
+    }
+    Ok(entry.recorded.iter().flatten().rev().find(|u| is_it(u)).cloned())
 }
 
 /// Decides one item against the subscription's running state, keeping its event when accepted.

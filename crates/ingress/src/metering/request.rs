@@ -7,7 +7,7 @@
 
 use super::status::{ItemError, UsageStatus};
 use crate::error::ApiError;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use fulfillment_core::{SubscriptionId, UsageQuantity};
 use serde_json::{Map, Value};
 
@@ -110,14 +110,16 @@ fn required_text(fields: &Map<String, Value>, name: &str) -> Result<String, Item
 
 /// An instant as publishers send it: RFC 3339 (any offset), or a date-time without an offset,
 /// which the Metering API reads as UTC (its own examples send `2018-12-01T08:30:14`).
+/// Years outside 1..=9999 are refused (so no arithmetic on an instant can overflow).
 pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.to_utc());
-    }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| naive.and_utc())
+    let parsed = match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.to_utc()),
+        Err(_) => ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+            .iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+            .map(|naive| naive.and_utc()),
+    };
+    parsed.filter(|t| (1..=9999).contains(&t.year()))
 }
 
 /// A date or a date-time (`2020-12-03` or `2020-12-03T15:00`), as `GET /usageEvents` takes
@@ -126,7 +128,11 @@ pub fn parse_date_or_instant(text: &str) -> Option<(DateTime<Utc>, bool)> {
     if let Some(t) = parse_instant(text) {
         return Some((t, false));
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| (t.and_utc(), true))
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|d| (1..=9999).contains(&d.year()))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| (t.and_utc(), true))
 }
 
 #[cfg(test)]
@@ -196,5 +202,7 @@ mod tests {
             ("2020-12-03T15:00:00Z".parse().unwrap(), false)
         );
         assert!(parse_date_or_instant("03/12/2020").is_none());
+        assert!(parse_date_or_instant("+262142-12-31").is_none());
+        assert!(parse_instant("+262142-12-31T00:00:00").is_none());
     }
 }

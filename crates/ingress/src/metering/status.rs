@@ -5,6 +5,10 @@
 //! field, message), rendered by [`single_error`] as the spec's error bodies, which are also
 //! RFC 9457 problem documents (`type`, `title`, `status`, `detail` beside the spec's `code`,
 //! `message`, `target`, `details`, or `additionalInfo` for a duplicate).
+//!
+//! [`ItemError`] is not a second error type of the crate beside [`crate::error::ApiError`]: it
+//! is an answer, one per usage event, that a batch returns inside a 200. A request that cannot
+//! be answered at all (log unavailable, bad credentials) is still an `ApiError`.
 
 use super::views;
 use crate::error::problem;
@@ -102,13 +106,18 @@ impl ItemError {
         ItemError { duplicate_of, ..ItemError::new(status, target, message) }
     }
 
-    /// The spec's error object for a batch item (`UsageEventConflictResponse`).
+    /// The spec's error object for a batch item (`UsageEventConflictResponse`): the status as
+    /// its `code`, except a duplicate's, which is `Conflict` with the accepted event, as the
+    /// marketplace answers it.
     pub fn batch_error(&self, resource_id: Option<SubscriptionId>) -> serde_json::Value {
-        let mut error = json!({ "code": self.status.as_str(), "message": self.message });
-        if let (Some(accepted), Some(id)) = (&self.accepted, resource_id) {
-            error["additionalInfo"] = json!({ "acceptedMessage": views::accepted(id, accepted) });
+        match (&self.accepted, resource_id) {
+            (Some(accepted), Some(id)) => json!({
+                "code": "Conflict",
+                "message": self.message,
+                "additionalInfo": { "acceptedMessage": views::accepted(id, accepted, UsageStatus::Duplicate) },
+            }),
+            _ => json!({ "code": self.status.as_str(), "message": self.message }),
         }
-        error
     }
 }
 
@@ -124,7 +133,7 @@ pub fn single_error(error: &ItemError, resource_id: Option<SubscriptionId>) -> R
             json!({
                 "code": "Conflict",
                 "message": error.message,
-                "additionalInfo": { "acceptedMessage": views::accepted(id, accepted) },
+                "additionalInfo": { "acceptedMessage": views::accepted(id, accepted, UsageStatus::Duplicate) },
             }),
         ),
         _ => {

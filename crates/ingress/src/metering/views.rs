@@ -1,6 +1,8 @@
 //! Response bodies shaped exactly like the Metering API's schemas (`UsageEventOkResponse`,
 //! `UsageBatchEventOkMessage`, `GetUsageEvent`); the contract tests validate them against
-//! `specs/meteringapi.v1.json`.
+//! `specs/meteringapi.v1.json`. In: accepted reports (core's `AcceptedUsage`), refused items
+//! with their status, and usage records of the read model. Out: JSON values, as the handlers
+//! send them.
 
 use super::request::UsageItem;
 use super::status::{ItemError, UsageStatus};
@@ -9,11 +11,12 @@ use fulfillment_core::{AcceptedUsage, SubscriptionId};
 use fulfillment_read_model::UsageRecord;
 use serde_json::{json, Value};
 
-/// `UsageEventOkResponse` of an accepted report (also the `acceptedMessage` of a duplicate).
-pub fn accepted(resource_id: SubscriptionId, usage: &AcceptedUsage) -> Value {
+/// `UsageEventOkResponse` of an accepted report with `status` `Accepted`, or, as the
+/// `acceptedMessage` of a duplicate, `Duplicate` (as the marketplace answers it).
+pub fn accepted(resource_id: SubscriptionId, usage: &AcceptedUsage, status: UsageStatus) -> Value {
     json!({
         "usageEventId": usage.usage_event_id,
-        "status": UsageStatus::Accepted.as_str(),
+        "status": status.as_str(),
         "messageTime": usage.message_time,
         "resourceId": resource_id,
         "quantity": usage.quantity,
@@ -27,7 +30,7 @@ pub fn accepted(resource_id: SubscriptionId, usage: &AcceptedUsage) -> Value {
 /// could be read of it) with its status and error.
 pub fn batch_item(raw: &Value, read: Option<&UsageItem>, outcome: &Result<AcceptedUsage, ItemError>) -> Value {
     match (outcome, read) {
-        (Ok(usage), Some(item)) => accepted(item.resource_id, usage),
+        (Ok(usage), Some(item)) => accepted(item.resource_id, usage, UsageStatus::Accepted),
         (Ok(_), None) => json!({ "status": UsageStatus::Error.as_str() }),
         (Err(error), _) => {
             let mut answer = json!({ "status": error.status.as_str() });
