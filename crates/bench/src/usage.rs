@@ -38,8 +38,8 @@ pub struct UsageArgs {
     /// Further subscriptions that get single `usageEvent` requests (5 each).
     #[arg(long, default_value_t = 1_000)]
     single_subscriptions: usize,
-    /// Concurrent client connections.
-    #[arg(long, default_value_t = 32)]
+    /// Concurrent client connections (as `ingest`).
+    #[arg(long, default_value_t = 64)]
     concurrency: usize,
 }
 
