@@ -11,7 +11,7 @@
 //! The baseline, in the same run from the same client: the same batch requests against an axum
 //! handler that does nothing, the ceiling on this machine.
 
-use crate::load::{run_phase, Phase};
+use crate::load::{billing_feed_page, run_phase, Phase};
 use crate::service::{BenchService, BenchServiceArgs, Parts};
 use anyhow::bail;
 use chrono::{DateTime, Duration as Hours, Utc};
@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 
 /// The demo publisher's SaaS API token (`config/demo.toml`).
 const CONTOSO_TOKEN: &str = "demo-contoso-token-0001";
-/// The demo catalog's billing consumer.
-const BILLING_KEY: &str = "demo-billing-key-000001";
 /// Events per `batchUsageEvent` request (the spec's maximum).
 const BATCH: usize = 25;
 /// Hours each subscription reports usage for (the reporting window).
@@ -156,14 +154,7 @@ fn count_accepted(answers: &[Value]) -> usize {
 async fn wait_for_billing(client: &reqwest::Client, base: &str, usage: usize, started: Instant) -> anyhow::Result<f64> {
     let (mut seen, mut cursor) = (0usize, "0".to_owned());
     while seen < usage {
-        let page: Value = client
-            .get(format!("{base}/v1/billing/events?after={cursor}&limit=1000"))
-            .bearer_auth(BILLING_KEY)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let page = billing_feed_page(client, base, &cursor).await?;
         let items = page["items"].as_array().cloned().unwrap_or_default();
         seen += items.iter().filter(|i| i["event"]["type"] == "billing.usage").count();
         cursor = page["nextCursor"].as_str().unwrap_or(&cursor).to_owned();

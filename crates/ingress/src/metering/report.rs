@@ -16,7 +16,7 @@ use crate::idempotency::{self, StoredResponse};
 use crate::state::AppState;
 use crate::write_model::{append, envelopes, load, Loaded};
 use fulfillment_core::{
-    decide, fold, AcceptedUsage, Command, Event, EventEnvelope, Plan, Source, SourceKind, Subscription, SubscriptionId,
+    decide, fold, AcceptedUsage, Command, EventEnvelope, Plan, Source, SourceKind, Subscription, SubscriptionId,
     UsageReport,
 };
 use fulfillment_log::AppendBatch;
@@ -147,19 +147,7 @@ fn decide_one(
     let command = Command::ReportUsage { report, plan: catalog_plan(state, s) };
     let events = decide(Some(s), &command, now).map_err(ItemError::from_rejection)?;
     let recorded = envelopes(s.id, source, now, now, events);
-    let accepted = recorded.iter().find_map(|e| match &e.event {
-        Event::UsageReported { usage_event_id, dimension, quantity, effective_start_time, plan_id } => {
-            Some(AcceptedUsage {
-                usage_event_id: *usage_event_id,
-                dimension: dimension.clone(),
-                quantity: *quantity,
-                effective_start_time: *effective_start_time,
-                plan_id: plan_id.clone(),
-                message_time: now,
-            })
-        }
-        _ => None,
-    });
+    let accepted = recorded.iter().find_map(AcceptedUsage::recorded);
     let accepted =
         accepted.ok_or_else(|| ItemError::new(UsageStatus::Error, "usageEvent", "nothing was recorded".into()))?;
     entry.current = fold(entry.current.take(), &recorded).state;
