@@ -98,8 +98,11 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
             _ => (None, vec![rejected(id, &Rejection::NotFound)]),
         },
         Some(mut s) => {
-            // A usage event's id is not kept: the hour rule makes its repeat a no-op (metering).
-            if !matches!(envelope.event, Event::UsageReported { .. }) {
+            // An accepted usage event's id is not kept: the hour rule makes its repeat a no-op
+            // (metering). One refused for the subscription's status is, so that a copy of it
+            // later in the log stays refused even once the subscription is active.
+            let usage = matches!(envelope.event, Event::UsageReported { .. });
+            if !usage {
                 s.seen_event_ids.insert(id);
             }
             match evolve(&mut s, envelope) {
@@ -108,7 +111,12 @@ pub fn apply(state: Option<Subscription>, envelope: &EventEnvelope) -> (Option<S
                     s.updated_at = envelope.occurred_at;
                     (Some(s), effects)
                 }
-                Err(rejection) => (Some(s), vec![rejected(id, &rejection)]),
+                Err(rejection) => {
+                    if usage && metering::remember_refused(&rejection) {
+                        s.seen_event_ids.insert(id);
+                    }
+                    (Some(s), vec![rejected(id, &rejection)])
+                }
             }
         }
     }

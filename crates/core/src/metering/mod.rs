@@ -15,10 +15,11 @@
 //! gets thousands of usage events a year and its state is read and written with each: per
 //! dimension the hours of the last [`RECENT_USAGE_HOURS`] hours that have a report (nothing
 //! older can be reported again, so nothing older can collide), and each dimension's total for
-//! the current term, for the partner's view. For the same reason a usage event's id is not
-//! kept among the state's seen event ids: the hour rule already makes a repeated usage event a
-//! no-op (its usage event id is derived from the dimension and the hour), and the fold refuses
-//! one older than the hours it keeps. The accepted report a duplicate is answered with is read
+//! the current term, for the partner's view. For the same reason an accepted usage event's id
+//! is not kept among the state's seen event ids: the hour rule already makes a repeated usage
+//! event a no-op (its usage event id is derived from the dimension and the hour), and the fold
+//! refuses one older than the hours it keeps. (The id of one refused for the subscription's
+//! status is kept, [`remember_refused`], so a copy of it later in the log stays refused.) The accepted report a duplicate is answered with is read
 //! from the stream by the adapter, by its derived id.
 
 mod quantity;
@@ -211,6 +212,14 @@ pub(crate) fn decide_usage(
         effective_start_time: report.effective_start_time,
         plan_id: report.plan_id.clone(),
     }])
+}
+
+/// Whether the fold keeps the id of a usage event it refused with `rejection`: yes when the
+/// refusal depends on the subscription's status, which may change (a copy of the event later in
+/// the log must stay refused); no for a duplicate or an hour too old, which the hour rule keeps
+/// refusing by itself.
+pub(crate) fn remember_refused(rejection: &Rejection) -> bool {
+    !matches!(rejection, Rejection::DuplicateUsage { .. } | Rejection::UsageExpired { .. })
 }
 
 /// The rejection of a second report for `dimension` in the hour of `at`.

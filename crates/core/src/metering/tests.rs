@@ -257,6 +257,24 @@ fn a_usage_event_delivered_twice_or_older_than_the_kept_hours_changes_nothing() 
 }
 
 #[test]
+fn a_usage_event_refused_while_inactive_stays_refused_when_a_copy_comes_later() {
+    let s = after(purchased(3), Event::LicensesAssigned { assigned_count: 3 });
+    let now = t0() + Duration::hours(1);
+    let usage = Event::UsageReported {
+        usage_event_id: usage_event_id(s.id, "apicalls", now),
+        dimension: "apicalls".into(),
+        quantity: q("4"),
+        effective_start_time: now,
+        plan_id: "standard".into(),
+    };
+    let copy = EventEnvelope { occurred_at: now, recorded_at: now, ..envelope(usage) };
+    let setup = EventEnvelope { occurred_at: t0(), ..envelope(setup(3)) };
+    let folded = fold(Some(s), &[copy.clone(), setup, copy]);
+    assert!(billed(&folded.effects).iter().all(|b| b.kind.type_name() == "billing.started"), "{:?}", folded.effects);
+    assert!(matches!(folded.effects.last(), Some(Effect::Duplicate { .. })), "{:?}", folded.effects);
+}
+
+#[test]
 fn states_without_usage_keep_their_json() {
     let json = serde_json::to_value(active()).unwrap();
     assert!(json.get("meteredUsage").is_none(), "{json}");

@@ -1,4 +1,4 @@
-//! Recording usage: `POST /usageEvent` and `POST /usageEvent`'s batch form decide every item
+//! Recording usage: `POST /usageEvent` and `POST /batchUsageEvent` decide every item
 //! against its subscription's state and append the accepted ones in one append.
 //!
 //! In: the items read from the request (or the status of an unreadable one). Out: each item's
