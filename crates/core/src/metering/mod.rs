@@ -6,7 +6,7 @@
 //! The marketplace's rules: usage is reported against an active (subscribed) subscription, for
 //! the plan it holds now and a dimension that plan configures; the quantity is above zero
 //! (decimals allowed); `effectiveStartTime` is not in the future, at most 24 hours old and not
-//! before the subscription became active (billing started); and
+//! in an hour before the one the subscription became active (billing started) in; and
 //! at most one report is accepted per subscription, dimension and hour (UTC): a second one is a
 //! duplicate, answered with the accepted one. The hour rule is decided against the stream's
 //! state, so the log's optimistic concurrency turns racing or retried reports into one fact.
@@ -195,7 +195,10 @@ pub(crate) fn decide_usage(
     if report.effective_start_time < earliest {
         return Err(Rejection::UsageExpired { effective_start_time: report.effective_start_time, earliest });
     }
-    if let Some(active_since) = s.billing_started_at.filter(|started| report.effective_start_time < *started) {
+    // By hour, as usage is counted: an hour's usage is commonly reported at the hour's start,
+    // and the hour the subscription became active in is one it was active in.
+    let before_activation = |started: &DateTime<Utc>| usage_hour(report.effective_start_time) < usage_hour(*started);
+    if let Some(active_since) = s.billing_started_at.filter(before_activation) {
         return Err(Rejection::UsageBeforeActivation {
             effective_start_time: report.effective_start_time,
             active_since,

@@ -166,6 +166,11 @@ fn usage_before_the_subscription_became_active_is_refused() {
     let early = decide(Some(&s), &report("apicalls", "1", started - Duration::seconds(1)), now);
     assert!(matches!(early, Err(Rejection::UsageBeforeActivation { .. })), "{early:?}");
     assert!(decide(Some(&s), &report("apicalls", "1", started), now).is_ok());
+    // Activated mid-hour: that hour's usage, reported at the hour's start, is accepted.
+    let licensed = after(purchased(3), Event::LicensesAssigned { assigned_count: 3 });
+    let mid_hour = fold(Some(licensed), &[setup_at(t0() + Duration::minutes(20))]).state.unwrap();
+    let hour_start = decide(Some(&mid_hour), &report("apicalls", "1", t0()), now);
+    assert!(hour_start.is_ok(), "{hour_start:?}");
 }
 
 #[test]
@@ -221,6 +226,11 @@ fn a_new_term_starts_its_totals_from_zero_and_late_usage_of_the_old_term_is_bill
     assert!(s.usage_this_term().get("apicalls").is_none_or(|q| *q == UsageQuantity::ZERO));
     let (s, _) = report_at(s, &report("apicalls", "6", end_date + Duration::hours(1)), now);
     assert_eq!(s.usage_this_term().get("apicalls"), Some(&q("6")));
+}
+
+/// Setup confirmed (billing starts) at `at`.
+fn setup_at(at: DateTime<Utc>) -> EventEnvelope {
+    EventEnvelope { occurred_at: at, recorded_at: at, ..envelope(setup(3)) }
 }
 
 /// The subscription renewed at the end of its term, as the scheduler records it.
