@@ -1,10 +1,11 @@
 //! Fixtures shared by the unit and property tests of this crate.
 
+use crate::billing::BillingEvent;
 use crate::catalog::{BillingCycle, MeteringDimension, Plan, Term};
 use crate::command::{Command, PurchaseOrder};
 use crate::decide::decide;
 use crate::event::{Event, EventEnvelope, Purchase, Source, SourceKind, SubscriptionId, EVENT_SCHEMA_VERSION};
-use crate::fold::fold;
+use crate::fold::{fold, Effect};
 use crate::policy::Policy;
 use crate::subscription::Subscription;
 use chrono::{DateTime, Utc};
@@ -83,6 +84,17 @@ pub fn envelope(event: Event) -> EventEnvelope {
 
 pub fn purchased(quantity: u32) -> Subscription {
     fold(None, &[envelope(purchase_event(quantity))]).state.unwrap()
+}
+
+/// The billing events among `effects`, in order.
+pub fn billed(effects: &[Effect]) -> Vec<&BillingEvent> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Billing(b) => Some(b),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn after(s: Subscription, event: Event) -> Subscription {

@@ -58,16 +58,6 @@ fn active(quantity: u32) -> Subscription {
     after(s, setup(quantity))
 }
 
-fn billing(effects: &[Effect]) -> Vec<&BillingEvent> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Billing(b) => Some(b),
-            _ => None,
-        })
-        .collect()
-}
-
 fn suspended(s: Subscription) -> Subscription {
     suspended_for(s, Duration::days(30))
 }
@@ -128,7 +118,7 @@ fn a_renewal_opens_the_next_term_and_bills_it_once() {
         (2, at("2026-04-01T12:00:00Z"), at("2026-05-01T12:00:00Z"))
     );
     assert_eq!(s.cancellation_allowed_until, at("2026-04-04T12:00:00Z"), "a renewal opens a new window");
-    let billed = billing(&effects);
+    let billed = billed(&effects);
     assert_eq!(billed.len(), 1);
     assert_eq!(
         billed[0].kind,
@@ -166,7 +156,7 @@ fn renewals_count_terms_from_the_first_start_so_month_ends_do_not_drift() {
 fn a_long_gap_catches_up_every_term_in_order() {
     let s = active(5);
     let (s, effects) = reach_due(s, t0() + Duration::days(65));
-    let terms: Vec<u32> = billing(&effects)
+    let terms: Vec<u32> = billed(&effects)
         .iter()
         .map(|b| match b.kind {
             BillingEventKind::Renewed { term_number, .. } => term_number,
@@ -183,7 +173,7 @@ fn with_auto_renew_off_the_term_end_expires_the_subscription_and_stops_billing()
     let (s, effects) = reach_due(s, t0() + Duration::days(65));
     assert_eq!(s.status, Status::Expired);
     assert_eq!(s.expired_at, Some(at("2026-04-01T12:00:00Z")));
-    let billed = billing(&effects);
+    let billed = billed(&effects);
     assert_eq!(billed.len(), 1, "expires once, never renews after");
     assert_eq!(
         billed[0].kind,
@@ -200,7 +190,7 @@ fn a_subscription_still_pending_at_its_activation_deadline_is_cancelled_and_neve
     let cancellation = s.cancellation.unwrap();
     assert_eq!((cancellation.reason.as_str(), cancellation.by), (ACTIVATION_DEADLINE_REASON, SourceKind::System));
     assert_eq!(s.cancelled_at, Some(t0() + Duration::days(30)));
-    assert!(billing(&effects).is_empty());
+    assert!(billed(&effects).is_empty());
 }
 
 #[test]
@@ -215,14 +205,14 @@ fn suspension_pauses_billing_and_refuses_quantity_changes_until_reinstated() {
     };
     assert_eq!(s.status, Status::Suspended);
     assert!(!s.is_billing());
-    assert_eq!(billing(&effects)[0].kind, BillingEventKind::Suspended { reason: "paymentFailed".into() });
+    assert_eq!(billed(&effects)[0].kind, BillingEventKind::Suspended { reason: "paymentFailed".into() });
     let again = Command::Suspend { reason: "paymentFailed".into(), grace: Duration::days(30) };
     assert_eq!(decide(Some(&s), &again, t0()), Err(Rejection::NotSubscribed("suspended")), "not active");
     let change = Command::ChangeQuantity { quantity: 9, plan: plan() };
     assert_eq!(decide(Some(&s), &change, t0()), Err(Rejection::Suspended { reason: "paymentFailed".into() }));
     let events = decide(Some(&s), &Command::Reinstate, t0()).unwrap();
     let folded = fold(Some(s), &events.into_iter().map(envelope).collect::<Vec<_>>());
-    assert_eq!(billing(&folded.effects)[0].kind, BillingEventKind::Resumed { quantity: 5 });
+    assert_eq!(billed(&folded.effects)[0].kind, BillingEventKind::Resumed { quantity: 5 });
     let s = folded.state.unwrap();
     assert_eq!(s.status, Status::Subscribed);
     assert_eq!(decide(Some(&s), &Command::Reinstate, t0()), Err(Rejection::NotSuspended("active")));
@@ -244,7 +234,7 @@ fn a_partner_may_still_cancel_a_suspended_subscription_and_billing_stops() {
     let cancel = Command::Cancel { reason: "customer left".into(), by: SourceKind::Partner, operation_id: None };
     let events = decide(Some(&s), &cancel, t0()).unwrap();
     let folded = fold(Some(s), &events.into_iter().map(envelope).collect::<Vec<_>>());
-    assert_eq!(billing(&folded.effects)[0].kind.type_name(), "billing.stopped");
+    assert_eq!(billed(&folded.effects)[0].kind.type_name(), "billing.stopped");
 }
 
 #[test]
@@ -253,7 +243,7 @@ fn still_suspended_after_the_grace_period_the_system_cancels_it() {
     let (s, effects) = reach_due(s, t0() + Duration::days(30));
     assert_eq!(s.status, Status::Unsubscribed);
     assert_eq!(s.cancellation.as_ref().unwrap().reason, SUSPENSION_GRACE_EXPIRED_REASON);
-    let billed = billing(&effects);
+    let billed = billed(&effects);
     assert_eq!(billed.len(), 1);
     assert!(matches!(&billed[0].kind, BillingEventKind::Stopped { reason, .. } if reason == "suspensionGraceExpired"));
 }
@@ -266,7 +256,7 @@ fn a_term_that_ended_while_suspended_renews_once_reinstated() {
     let events = decide(Some(&s), &Command::Reinstate, t0() + Duration::days(40)).unwrap();
     let s = fold(Some(s), &events.into_iter().map(envelope).collect::<Vec<_>>()).state.unwrap();
     let (s, effects) = reach_due(s, t0() + Duration::days(40));
-    assert_eq!(billing(&effects)[0].kind.type_name(), "billing.renewed");
+    assert_eq!(billed(&effects)[0].kind.type_name(), "billing.renewed");
     assert_eq!(s.current_term.unwrap().start_date, at("2026-04-01T12:00:00Z"), "the term starts where the last ended");
 }
 
@@ -277,7 +267,7 @@ fn a_suspended_subscription_without_auto_renew_still_expires_at_its_term_end() {
     let (s, effects) = reach_due(s, t0() + Duration::days(40));
     assert_eq!(s.status, Status::Expired);
     assert_eq!(s.expired_at, Some(at("2026-04-01T12:00:00Z")));
-    let billed = billing(&effects);
+    let billed = billed(&effects);
     assert_eq!(billed.len(), 1);
     assert!(matches!(&billed[0].kind, BillingEventKind::Stopped { reason, .. } if reason == "expired"));
     assert_eq!(decide(Some(&s), &Command::Reinstate, t0()), Err(Rejection::Expired));
@@ -300,12 +290,12 @@ fn a_decrease_inside_the_window_is_refundable_and_after_it_is_not() {
     let s = after(active(5), Event::LicensesAssigned { assigned_count: 2 });
     let decrease = Event::QuantityChanged { previous_quantity: 5, quantity: 3 };
     let inside = fold(Some(s.clone()), &[envelope(decrease.clone())]);
-    assert!(matches!(billing(&inside.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: true, .. }));
+    assert!(matches!(billed(&inside.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: true, .. }));
     let late = EventEnvelope { occurred_at: s.cancellation_allowed_until + Duration::seconds(1), ..envelope(decrease) };
     let outside = fold(Some(s.clone()), &[late]);
-    assert!(matches!(billing(&outside.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: false, .. }));
+    assert!(matches!(billed(&outside.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: false, .. }));
     let increase = fold(Some(s), &[envelope(Event::QuantityChanged { previous_quantity: 5, quantity: 8 })]);
-    assert!(matches!(billing(&increase.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: false, .. }));
+    assert!(matches!(billed(&increase.effects)[0].kind, BillingEventKind::QuantityChanged { refundable: false, .. }));
 }
 
 #[test]

@@ -4,7 +4,6 @@
 //! what was billed for hours in the term.
 
 use super::*;
-use crate::billing::BillingEvent;
 use crate::command::Command;
 use crate::decide::decide;
 use crate::event::EventEnvelope;
@@ -54,16 +53,6 @@ fn report_at(s: Subscription, command: &Command, now: DateTime<Utc>) -> (Subscri
             (folded.state.unwrap(), Ok(folded.effects))
         }
     }
-}
-
-fn billed(effects: &[Effect]) -> Vec<&BillingEvent> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Billing(b) => Some(b),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
