@@ -13,7 +13,7 @@
 mod config_file;
 
 use crate::security::credentials::{owner_of, CredentialDigest, WebhookSecret};
-use fulfillment_core::{Plan, Policy};
+use fulfillment_core::{Plan, Policy, Purchase};
 use std::collections::HashMap;
 
 /// A configuration that cannot be used, with the path of the offending entry.
@@ -138,6 +138,11 @@ impl Directory {
     /// An offer by id.
     pub fn offer(&self, id: &str) -> Option<&Offer> {
         self.offers.get(id)
+    }
+
+    /// The catalog plan a purchase is on now (its offer's plan of that id), if still configured.
+    pub fn plan_of(&self, purchase: &Purchase) -> Option<&Plan> {
+        self.offer(&purchase.offer_id).and_then(|o| o.plan(&purchase.plan_id))
     }
 
     /// Every offer, sorted by id (for listings and error messages).

@@ -209,8 +209,7 @@ pub(crate) async fn change_subscription(
                 }
             }
             let now = state.clock.now();
-            let plan =
-                state.directory.offer(&current.purchase.offer_id).and_then(|o| o.plan(&current.purchase.plan_id));
+            let plan = state.directory.plan_of(&current.purchase);
             let (changes, cancel) = commands(patch, current, plan)?;
             // Decide each change against the state the previous ones produce.
             let source = Source { kind: SourceKind::Partner, actor_id: partner.id.clone() };
