@@ -56,8 +56,8 @@ pub use lifecycle::{
     SCHEDULER_ACTOR, SUSPENSION_GRACE_EXPIRED_REASON,
 };
 pub use metering::{
-    usage_event_id, usage_hour, AcceptedUsage, MeteredUsage, UsageQuantity, UsageReport, MAX_USAGE_QUANTITY,
-    RECENT_USAGE_HOURS, USAGE_REPORTING_WINDOW_HOURS,
+    usage_event_id, usage_hour, AcceptedUsage, DimensionUsage, MeteredUsage, UsageQuantity, UsageReport,
+    MAX_USAGE_QUANTITY, RECENT_USAGE_HOURS, USAGE_REPORTING_WINDOW_HOURS,
 };
 pub use policy::{LicensesRequired, Policy};
 pub use rejection::Rejection;

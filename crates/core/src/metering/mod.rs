@@ -27,7 +27,7 @@ mod quantity;
 pub use quantity::UsageQuantity;
 
 use crate::billing::{BillingEvent, BillingEventKind};
-use crate::catalog::Plan;
+use crate::catalog::{MeteringDimension, Plan};
 use crate::event::{Event, EventEnvelope, SubscriptionId};
 use crate::fold::Effect;
 use crate::rejection::Rejection;
@@ -142,6 +142,36 @@ impl MeteredUsage {
             }
         }
         self.recent_hours.retain(|_, hours| !hours.is_empty());
+    }
+}
+
+/// One dimension's units in the current term, as partners are shown them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DimensionUsage<'a> {
+    /// Dimension id.
+    pub id: &'a str,
+    /// The plan's dimension (names and unit); `None` for one usage was reported for that the
+    /// catalog no longer lists.
+    pub dimension: Option<&'a MeteringDimension>,
+    /// Units reported for the current term.
+    pub quantity: UsageQuantity,
+}
+
+impl Subscription {
+    /// The current term's usage of each of `dimensions` (the plan's, zero where none was
+    /// reported yet), then of any other dimension usage was reported for.
+    pub fn usage_by_dimension<'a>(&'a self, dimensions: &'a [MeteringDimension]) -> Vec<DimensionUsage<'a>> {
+        let mut totals = self.usage_this_term();
+        let mut usage: Vec<DimensionUsage<'a>> = dimensions
+            .iter()
+            .map(|d| DimensionUsage {
+                id: &d.id,
+                dimension: Some(d),
+                quantity: totals.remove(d.id.as_str()).unwrap_or(UsageQuantity::ZERO),
+            })
+            .collect();
+        usage.extend(totals.into_iter().map(|(id, quantity)| DimensionUsage { id, dimension: None, quantity }));
+        usage
     }
 }
 

@@ -274,6 +274,19 @@ fn a_usage_event_refused_while_inactive_stays_refused_when_a_copy_comes_later() 
 }
 
 #[test]
+fn usage_by_dimension_lists_the_plans_dimensions_then_any_other_reported() {
+    let now = at("2026-03-02T10:30:00Z");
+    let (s, _) = report_at(active(), &report("apicalls", "2.5", now), now);
+    let mut listed = plan().metering_dimensions;
+    listed[0].id = "storage".into();
+    let usage = s.usage_by_dimension(&listed);
+    assert_eq!(usage.len(), 2);
+    assert_eq!((usage[0].id, usage[0].dimension.is_some(), usage[0].quantity), ("storage", true, UsageQuantity::ZERO));
+    assert_eq!((usage[1].id, usage[1].dimension, usage[1].quantity), ("apicalls", None, q("2.5")));
+    assert!(active().usage_by_dimension(&[]).is_empty());
+}
+
+#[test]
 fn states_without_usage_keep_their_json() {
     let json = serde_json::to_value(active()).unwrap();
     assert!(json.get("meteredUsage").is_none(), "{json}");

@@ -67,8 +67,7 @@ pub(super) async fn render_subscription(
         Ok(found) => found,
         Err(e) => return read_failure(&nav, e, "You have no subscription with this ID under this customer."),
     };
-    let plan =
-        state.app.directory.offer(&subscription.purchase.offer_id).and_then(|o| o.plan(&subscription.purchase.plan_id));
+    let plan = state.app.directory.plan_of(&subscription.purchase);
     let form_id = Uuid::new_v4().to_string();
     let details = SubscriptionPage {
         customer_id,
@@ -285,19 +284,18 @@ fn cancellation_words(reason: &str) -> String {
 /// The term's metered usage per dimension of the plan (and any dimension usage was reported for
 /// that the catalog no longer lists); nothing for a plan without dimensions and no usage.
 fn metered_usage(s: &fulfillment_core::Subscription, plan: Option<&fulfillment_core::Plan>) -> Markup {
-    let mut totals = s.usage_this_term();
     let dimensions = plan.map(|p| p.metering_dimensions.as_slice()).unwrap_or_default();
-    if dimensions.is_empty() && totals.is_empty() {
+    let usage = s.usage_by_dimension(dimensions);
+    if usage.is_empty() {
         return html! {};
     }
-    let mut rows: Vec<(String, String)> = dimensions
+    let rows: Vec<(&str, String)> = usage
         .iter()
-        .map(|d| {
-            let quantity = totals.remove(d.id.as_str()).unwrap_or(fulfillment_core::UsageQuantity::ZERO);
-            (d.display_name.clone(), format!("{quantity} \u{00d7} {}", d.unit))
+        .map(|u| match u.dimension {
+            Some(d) => (d.display_name.as_str(), format!("{} \u{00d7} {}", u.quantity, d.unit)),
+            None => (u.id, u.quantity.to_string()),
         })
         .collect();
-    rows.extend(totals.into_iter().map(|(id, quantity)| (id.to_owned(), quantity.to_string())));
     html! {
         dt { "Metered usage this term" }
         dd id="metered-usage" {

@@ -2,7 +2,7 @@
 
 use crate::directory::Directory;
 use chrono::{DateTime, Utc};
-use fulfillment_core::{Status, Subscription, UsageQuantity};
+use fulfillment_core::{Status, Subscription};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything but RFC 3986 unreserved characters is escaped in the `token` query value.
@@ -64,18 +64,17 @@ fn refundable_quantity(s: &Subscription, now: DateTime<Utc>) -> Value {
 /// Metered usage in the current term, per dimension of the plan (zero for a dimension without
 /// usage yet), plus any dimension usage was reported for that the catalog no longer lists.
 fn metered_usage(directory: &Directory, s: &Subscription) -> Value {
-    let mut totals = s.usage_this_term();
-    let plan = directory.offer(&s.purchase.offer_id).and_then(|o| o.plan(&s.purchase.plan_id));
-    let mut dimensions: Vec<Value> = plan
-        .map(|p| p.metering_dimensions.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|d| {
-            let quantity = totals.remove(d.id.as_str()).unwrap_or(UsageQuantity::ZERO);
-            json!({ "dimension": d.id, "displayName": d.display_name, "unit": d.unit, "quantity": quantity })
+    let plan_dimensions = directory.plan_of(&s.purchase).map(|p| p.metering_dimensions.as_slice()).unwrap_or_default();
+    let dimensions: Vec<Value> = s
+        .usage_by_dimension(plan_dimensions)
+        .into_iter()
+        .map(|u| match u.dimension {
+            Some(d) => {
+                json!({ "dimension": u.id, "displayName": d.display_name, "unit": d.unit, "quantity": u.quantity })
+            }
+            None => json!({ "dimension": u.id, "quantity": u.quantity }),
         })
         .collect();
-    dimensions.extend(totals.into_iter().map(|(id, quantity)| json!({ "dimension": id, "quantity": quantity })));
     json!({ "termNumber": s.current_term.map(|t| t.number), "dimensions": dimensions })
 }
 
