@@ -10,8 +10,7 @@
 use crate::billing::{BillingEvent, BillingEventKind};
 use crate::event::{Event, EventEnvelope};
 use crate::lifecycle::{self, default_activation_deadline};
-use crate::metering::MeteredUsage;
-use crate::metering::{self, AcceptedUsage};
+use crate::metering::{self, AcceptedUsage, MeteredUsage};
 use crate::operations;
 use crate::policy::LicensesRequired;
 use crate::rejection::Rejection;

@@ -164,7 +164,8 @@ pub struct Subscription {
     /// When the last term ended without renewal, if it did.
     #[serde(default)]
     pub expired_at: Option<DateTime<Utc>>,
-    /// Metered usage: the last reports (for the one-per-hour rule) and the term's totals. Left
+    /// Metered usage: the recent hours with a report (for the one-per-hour rule) and the term's
+    /// totals. Left
     /// out of the stored JSON until the first report, so states without usage keep their bytes.
     #[serde(default, skip_serializing_if = "MeteredUsage::is_empty")]
     pub metered_usage: MeteredUsage,

@@ -26,9 +26,10 @@ use std::sync::{Arc, Mutex};
 /// What one item came to.
 pub type Outcome = Result<AcceptedUsage, ItemError>;
 
-/// One subscription a request reports on: its state as loaded, the state after the items
-/// accepted so far, their events, and (once a duplicate needed them) the reports its stream
-/// holds.
+/// One subscription a request reports on: what the append needs of it as loaded (its stream
+/// version and the events of the deadlines reached; its state moves to `current`), the state
+/// after the items accepted so far, their events, and (once a duplicate needed them) the
+/// reports its stream holds.
 struct Reported {
     loaded: Loaded,
     current: Option<Subscription>,
@@ -80,8 +81,8 @@ async fn decide_all(
         let entry = match reported.entry(item.resource_id) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(vacant) => {
-                let loaded = load(state, item.resource_id).await?;
-                let current = loaded.subscription.clone();
+                let mut loaded = load(state, item.resource_id).await?;
+                let current = loaded.subscription.take();
                 vacant.insert(Reported { loaded, current, events: Vec::new(), recorded: None })
             }
         };
@@ -158,13 +159,11 @@ fn decide_one(
 /// The subscription's plan from the catalog; a plan no longer in the catalog has no dimensions,
 /// so every report against it is `InvalidDimension`.
 fn catalog_plan(state: &AppState, s: &Subscription) -> Plan {
-    state.directory.offer(&s.purchase.offer_id).and_then(|o| o.plan(&s.purchase.plan_id)).cloned().unwrap_or_else(
-        || Plan {
-            id: s.purchase.plan_id.clone(),
-            min_quantity: 0,
-            max_quantity: 0,
-            terms: Vec::new(),
-            metering_dimensions: Vec::new(),
-        },
-    )
+    state.directory.plan_of(&s.purchase).cloned().unwrap_or_else(|| Plan {
+        id: s.purchase.plan_id.clone(),
+        min_quantity: 0,
+        max_quantity: 0,
+        terms: Vec::new(),
+        metering_dimensions: Vec::new(),
+    })
 }

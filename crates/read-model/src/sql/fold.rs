@@ -133,20 +133,20 @@ fn fold_batch(
 
 /// The row of the usage event `s` just accepted.
 fn usage_row(s: &Subscription, usage: AcceptedUsage, position: u64) -> Result<UsageRow, ReadModelError> {
-    let row = UsageRow {
+    let record = UsageRecord { subscription_id: s.id, offer_id: s.purchase.offer_id.clone(), usage };
+    let payload = serde_json::to_string(&record).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
+    let UsageRecord { offer_id, usage, .. } = record;
+    Ok(UsageRow {
         usage_event_id: usage.usage_event_id.to_string(),
         subscription_id: s.id.to_string(),
         publisher_id: s.purchase.publisher_id.clone(),
-        offer_id: s.purchase.offer_id.clone(),
-        plan_id: usage.plan_id.clone(),
-        dimension: usage.dimension.clone(),
+        offer_id,
         hour: usage.hour(),
+        plan_id: usage.plan_id,
+        dimension: usage.dimension,
         log_position: position as i64,
-        payload: String::new(),
-    };
-    let record = UsageRecord { subscription_id: s.id, offer_id: s.purchase.offer_id.clone(), usage };
-    let payload = serde_json::to_string(&record).map_err(|e| ReadModelError::Corrupt(e.to_string()))?;
-    Ok(UsageRow { payload, ..row })
+        payload,
+    })
 }
 
 /// Parses a stored subscription state.
